@@ -1,0 +1,5 @@
+"""`python -m mepbench` runs the CLI."""
+
+from mepbench.cli import main
+
+main()

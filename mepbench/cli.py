@@ -1,0 +1,148 @@
+"""The `mepbench` command line: `eval`, `tasks`, `cache info|clear`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mepbench.cache import ResponseCache, default_cache_dir
+from mepbench.masking import MaskMode
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="Omni-perception emotion evaluation harness.")
+cache_app = typer.Typer(help="Inspect or clear the response cache.")
+app.add_typer(cache_app, name="cache")
+console = Console()
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def parse_model_args(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values parsed as YAML scalars (8 → int, true → bool)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--model-arg expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int], None]]:
+    def start(total: int, cached: int) -> Callable[[int], None]:
+        task = progress.add_task("generating", total=total, completed=cached, rate="")
+        t0, done = time.time(), [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            rate = done[0] / max(time.time() - t0, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:.1f} req/s")
+        return advance
+    return start
+
+
+def _fmt(est: dict[str, float]) -> str:
+    return f"{100 * est['value']:.1f} [{100 * est['ci_low']:.1f}, {100 * est['ci_high']:.1f}]"
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """A results table: per task and variant, every metric with its 95% CI, and reliance vs full."""
+    for name, agg in results["tasks"].items():
+        metrics = list(next(iter(agg["variants"].values()))["metrics"]) if agg["variants"] else []
+        table = Table(title=f"{name}  (n={agg['n_samples']}, failed rows={agg['n_failed']})")
+        for col in ("variant", "n", "failed", *metrics, "flip vs full"):
+            table.add_column(col, justify="left" if col == "variant" else "right")
+        for variant, v in agg["variants"].items():
+            flip = agg["reliance"].get(variant, {}).get("flip_rate")
+            table.add_row(variant, str(v["n"]), str(v["failed"]), *(_fmt(v["metrics"][m]) for m in metrics),
+                          _fmt(flip) if flip else "—")
+        console.print(table)
+    for name, group in results["groups"].items():
+        mean = group["mean"]
+        console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{100 * mean:.2f}'}")
+    s = results["stats"]
+    console.print(f"{s['requests']} requests, {s['unique_requests']} unique, {s['cache_hits']} from cache, "
+                  f"{s['generated']} generated in {s['generation_seconds']:.1f}s, {s['failed']} failed")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option("tiny-omni", help="Model path, hub id, alias (tiny-omni) or replay file."),
+    tasks: str = typer.Option("mep-synth", help="Comma-separated tasks or groups."),
+    backend: str = typer.Option("hf", help="Backend: hf, replay, or an installed plugin."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Backend option key=value (repeatable)."),
+    limit: Optional[int] = typer.Option(None, help="At most N samples per task."),
+    variants: Optional[str] = typer.Option(None, help="Restrict variants, e.g. full,mask:video."),
+    mask_mode: MaskMode = typer.Option(MaskMode.DROP, help="How masked modalities are removed."),
+    data_root: Optional[Path] = typer.Option(None, help="Root folder of the task data."),
+    output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<time>)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (default $MEPBENCH_CACHE or ~/.cache/mepbench)."),
+    include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs (repeatable)."),
+    batch_size: int = typer.Option(8, help="Requests per backend call."),
+    seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first per-sample failure."),
+) -> None:
+    """Evaluate a model on tasks; with no options, tiny-omni on the built-in mep-synth suite."""
+    from mepbench.results import default_output_dir, write_run
+    from mepbench.runner import EvalConfig, run_eval
+
+    config = EvalConfig(model=model, tasks=_split(tasks) or [], backend=backend,
+                        model_args=parse_model_args(model_arg), limit=limit, variants=_split(variants),
+                        mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
+                        include_paths=list(include_path), batch_size=batch_size, seed=seed, bootstrap=bootstrap,
+                        use_cache=not no_cache, fail_fast=fail_fast)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        output = run_eval(config, progress=_progress_factory(progress))
+    directory = output_dir or default_output_dir(config)
+    results = write_run(output, config, directory)
+    print_results(results)
+    console.print(f"wrote {directory / 'results.json'} and {directory / 'samples.parquet'}")
+
+
+@app.command("tasks")
+def tasks_cmd(include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs.")) -> None:
+    """List the tasks and groups this installation knows."""
+    from mepbench.tasks import TaskRegistry
+
+    registry = TaskRegistry(tuple(include_path))
+    table = Table(title="tasks")
+    for col in ("name", "kind", "description", "source"):
+        table.add_column(col)
+    for name, task in sorted(registry.tasks.items()):
+        table.add_row(name, "task", (task.description or "").strip(), registry.origins[name])
+    for name, group in sorted(registry.groups.items()):
+        table.add_row(name, "group", f"{group.description} [{', '.join(group.tasks)}]".strip(), registry.origins[name])
+    console.print(table)
+
+
+@cache_app.command("info")
+def cache_info(cache_dir: Optional[Path] = typer.Option(None, help="Cache folder.")) -> None:
+    """Entry count, models and size of the response cache."""
+    cache = ResponseCache((cache_dir or default_cache_dir()) / "responses")
+    for key, value in cache.info().items():
+        console.print(f"{key}: {value}")
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Optional[Path] = typer.Option(None, help="Cache folder."),
+                model: Optional[str] = typer.Option(None, help="Only entries of this model fingerprint.")) -> None:
+    """Delete cached responses."""
+    removed = ResponseCache((cache_dir or default_cache_dir()) / "responses").clear(model)
+    console.print(f"removed {removed} cached responses")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

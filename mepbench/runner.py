@@ -1,0 +1,240 @@
+"""The evaluation runner: tasks × samples × variants → deduplicated, cached, batched requests → scores.
+
+Responses are written to the cache batch by batch, so a run killed at any point resumes by asking
+the backend only for what is missing. Per-sample failures are recorded and counted; the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mepbench.backends import Backend, create_backend
+from mepbench.cache import ResponseCache, default_cache_dir, request_key
+from mepbench.masking import MaskMode, Variant, effective_mode
+from mepbench.media import MediaError
+from mepbench.tasks import Task, TaskContext, TaskRegistry
+from mepbench.types import Modality, Request, Response, Sample, TextPart
+
+MEDIA_COST = {"video": 8.0, "audio": 2.0, "image": 1.0}
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines a run; the CLI flags map one to one onto these fields."""
+
+    model: str = "tiny-omni"
+    tasks: list[str] = field(default_factory=lambda: ["mep-synth"])
+    backend: str = "hf"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    variants: list[str] | None = None
+    mask_mode: MaskMode = MaskMode.DROP
+    data_root: Path | None = None
+    output_dir: Path | None = None
+    cache_dir: Path | None = None
+    include_paths: list[Path] = field(default_factory=list)
+    batch_size: int = 8
+    seed: int = 0
+    bootstrap: int = 1000
+    use_cache: bool = True
+    fail_fast: bool = False
+
+    def resolved_cache_dir(self) -> Path:
+        """The cache folder in effect."""
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+
+class RunFailed(RuntimeError):
+    """Raised under --fail-fast at the first per-sample failure."""
+
+
+@dataclass
+class WorkItem:
+    """One (task, sample, variant) cell of the run."""
+
+    task: str
+    sample_id: str
+    variant: str
+    sample: Sample | None
+    request: Request | None = None
+    key: str | None = None
+    response: Response | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+@dataclass
+class RunOutput:
+    """What a run produced: per-cell items, per-task aggregates, groups and run statistics."""
+
+    items: list[WorkItem]
+    rows: list[dict[str, Any]]
+    tasks: dict[str, dict[str, Any]]
+    groups: dict[str, dict[str, Any]]
+    stats: dict[str, Any]
+    task_objects: dict[str, Task]
+    backend: Backend
+
+
+def resolve_model(model: str, cache_dir: Path) -> str:
+    """Built-in model aliases (`tiny-omni`) become local paths, built on first use; others pass through."""
+    if model == "tiny-omni":
+        from mepbench.models.tiny_omni import ensure_tiny_omni
+
+        return str(ensure_tiny_omni(cache_dir))
+    return model
+
+
+def _media_field(request: Request, path: str) -> str:
+    return next((p.type for p in request.media_parts() if p.path == path), "media")
+
+
+def _check_capabilities(request: Request, backend: Backend) -> str | None:
+    missing = {Modality(p.type) for p in request.media_parts() if p.type != "image"} - backend.capabilities.modalities
+    if missing:
+        return f"backend {backend.name} cannot take {sorted(m.value for m in missing)} input"
+    return None
+
+
+def _prepare(task: Task, sample: Sample, variant: Variant, config: EvalConfig, backend: Backend,
+             model_fp: str) -> WorkItem:
+    item = WorkItem(task.name, sample.id, variant.name, sample)
+    item.request = task.build_request(sample, variant, config.mask_mode)
+    item.error = _check_capabilities(item.request, backend)
+    if item.error is None:
+        try:
+            item.key = request_key(item.request, model_fp, backend.capabilities.keyed_by_sample)
+        except MediaError as exc:
+            item.error = f"{exc} (sample {sample.id!r}, field {_media_field(item.request, exc.path)!r})"
+    return item
+
+
+def _cost(request: Request) -> float:
+    text = sum(len(p.text) for m in request.messages for p in m.content if isinstance(p, TextPart))
+    return sum(MEDIA_COST.get(p.type, 1.0) for p in request.media_parts()) * 100 + text / 4
+
+
+def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend) -> tuple[list[WorkItem], dict[str, Task]]:
+    """Load every task and build its work items. A data problem found while preparing any variant of a
+    sample (missing file, unsupported modality) fails all its variants, so every variant is scored on
+    the same samples; loader failures become failed items for each variant."""
+    context = TaskContext(Path(config.data_root) if config.data_root else None, config.resolved_cache_dir())
+    wanted = [Variant.parse(v) for v in config.variants] if config.variants else None
+    items: list[WorkItem] = []
+    tasks: dict[str, Task] = {}
+    model_fp = backend.fingerprint()
+    for name in registry.resolve(config.tasks):
+        task = tasks[name] = registry.create(name, context)
+        variants = [v for v in task.variants if wanted is None or v in wanted]
+        if not variants:
+            raise ValueError(f"task {name!r} has none of the requested variants {config.variants}")
+        loaded = task.load(config.limit)
+        for sample in loaded.samples:
+            cells = [_prepare(task, sample, v, config, backend, model_fp) for v in variants]
+            data_error = next((c.error for c in cells if c.error), None)
+            for cell in cells:
+                cell.error = data_error
+            items.extend(cells)
+        for j, err in enumerate(loaded.errors):
+            items.extend(WorkItem(name, err.sample_id or f"<invalid row {j}>", v.name, None, error=str(err))
+                         for v in variants)
+    return items, tasks
+
+
+def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCache | None, config: EvalConfig,
+              on_batch: Callable[[int], None]) -> dict[str, Response]:
+    order = sorted(pending, key=lambda k: -_cost(pending[k]))
+    size = config.batch_size if backend.capabilities.batching else 1
+    done: dict[str, Response] = {}
+    for start in range(0, len(order), size):
+        keys = order[start:start + size]
+        try:
+            responses = backend.generate([pending[k] for k in keys])
+        except Exception as exc:  # a backend bug must not lose the batches already answered
+            if config.fail_fast:
+                raise
+            responses = [Response(error=f"backend error: {type(exc).__name__}: {exc}") for _ in keys]
+        batch = list(zip(keys, responses))
+        if config.fail_fast and (bad := next((r for r in responses if not r.ok), None)):
+            raise RunFailed(bad.error)
+        if cache is not None:
+            cache.put_many(batch, backend.fingerprint())
+        done.update(batch)
+        on_batch(len(keys))
+    return done
+
+
+def run_eval(config: EvalConfig, backend: Backend | None = None,
+             progress: Callable[[int, int], Callable[[int], None]] | None = None) -> RunOutput:
+    """Run the evaluation described by `config`; `progress(total, cached)` returns a per-batch callback."""
+    started = time.time()
+    cache_dir = config.resolved_cache_dir()
+    registry = TaskRegistry(tuple(config.include_paths))
+    if backend is None:
+        backend = create_backend(config.backend, resolve_model(config.model, cache_dir),
+                                 batch_size=config.batch_size, **config.model_args)
+    if config.mask_mode is MaskMode.ZERO_FEATURES and not backend.capabilities.feature_masking:
+        raise ValueError(f"backend {backend.name} cannot zero processor features; use --mask-mode drop or blank")
+    items, tasks = expand(config, registry, backend)
+    if config.fail_fast and (bad := next((i for i in items if i.error), None)):
+        raise RunFailed(bad.error)
+    use_cache = config.use_cache and backend.capabilities.cacheable
+    cache = ResponseCache(cache_dir / "responses") if use_cache else None
+    unique = {i.key: i.request for i in items if i.error is None and i.key is not None and i.request is not None}
+    hits = cache.get_many(list(unique)) if cache else {}
+    pending = {k: r for k, r in unique.items() if k not in hits}
+    callback = progress(len(unique), len(hits)) if progress else (lambda n: None)
+    t0 = time.time()
+    fresh = _generate(pending, backend, cache, config, callback)
+    gen_seconds = time.time() - t0
+    for item in items:
+        if item.error is None and item.key is not None:
+            item.cached = item.key in hits
+            item.response = hits.get(item.key) or fresh[item.key]
+            if not item.response.ok:
+                item.error = item.response.error
+    if cache:
+        cache.close()
+    rows = [score_row(i, tasks[i.task], config.mask_mode) for i in items]
+    aggregates = {name: t.aggregate([r for r in rows if r["task"] == name], config.bootstrap, config.seed)
+                  for name, t in tasks.items()}
+    for name, agg in aggregates.items():
+        agg.update(primary_metric=tasks[name].primary_metric, fingerprint=tasks[name].fingerprint(),
+                   n_samples=len({r["sample_id"] for r in rows if r["task"] == name}),
+                   n_failed=sum(1 for r in rows if r["task"] == name and r["error"]))
+    stats = {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
+             "generated": len(pending), "failed": sum(1 for i in items if i.error),
+             "generation_seconds": gen_seconds, "wall_seconds": time.time() - started}
+    return RunOutput(items, rows, aggregates, group_scores(registry, config.tasks, aggregates, tasks), stats,
+                     tasks, backend)
+
+
+def score_row(item: WorkItem, task: Task, mode: MaskMode) -> dict[str, Any]:
+    """One samples.parquet row: identity, request, response, parsed answer and per-sample scores."""
+    variant = Variant.parse(item.variant)
+    how = effective_mode(variant.masked, mode)
+    row: dict[str, Any] = {"task": item.task, "sample_id": item.sample_id, "variant": item.variant,
+                           "mask_mode": how.value if how else None, "request_key": item.key,
+                           "label": item.sample.label if item.sample else None, "error": item.error,
+                           "cached": item.cached, "request": item.request, "response": item.response}
+    if item.error is None and item.sample is not None and item.response is not None:
+        row.update(task.score(item.sample, item.response))
+    return row
+
+
+def group_scores(registry: TaskRegistry, requested: list[str], aggregates: dict[str, dict[str, Any]],
+                 tasks: dict[str, Task]) -> dict[str, dict[str, Any]]:
+    """For each requested group: the mean of its tasks' primary metrics on the full variant."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in requested:
+        if name not in registry.groups:
+            continue
+        members = registry.resolve([name])
+        values = {m: aggregates[m]["variants"].get("full", {}).get("metrics", {})
+                  .get(tasks[m].primary_metric, {}).get("value") for m in members}
+        scored = [v for v in values.values() if v is not None]
+        out[name] = {"tasks": values, "mean": sum(scored) / len(scored) if len(scored) == len(values) else None}
+    return out

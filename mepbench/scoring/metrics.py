@@ -1,0 +1,98 @@
+"""Classification metrics that evaluate on many bootstrap resamples at once, and percentile CIs.
+
+Each metric maps integer-coded arrays `(…, n)` of truths and predictions to `(…)` scores; a
+prediction of -1 (unparsed) is wrong for every class. Scores are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+MetricFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def accuracy(t: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Fraction of exact matches."""
+    return (t == p).mean(axis=-1)
+
+
+def _per_class_f1(t: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    f1s, support = [], []
+    for c in range(n_classes):
+        tc, pc = t == c, p == c
+        tp = (tc & pc).sum(axis=-1)
+        denom = tc.sum(axis=-1) + pc.sum(axis=-1)
+        f1s.append(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0))
+        support.append(tc.sum(axis=-1))
+    return np.stack(f1s, axis=-1), np.stack(support, axis=-1)
+
+
+def macro_f1(t: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Unweighted mean of per-class F1 over classes present in the truths (sklearn's `average='macro'`
+    restricted to the label set; absent classes that are also never predicted are skipped)."""
+    f1, support = _per_class_f1(t, p, n_classes)
+    predicted = np.stack([(p == c).sum(axis=-1) for c in range(n_classes)], axis=-1)
+    present = (support > 0) | (predicted > 0)
+    return (f1 * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+
+
+def weighted_f1(t: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class F1 weighted by true support (sklearn's `average='weighted'`)."""
+    f1, support = _per_class_f1(t, p, n_classes)
+    return (f1 * support).sum(axis=-1) / np.maximum(support.sum(axis=-1), 1)
+
+
+METRICS: dict[str, MetricFn] = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point value with a percentile-bootstrap 95% interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON form."""
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """A (resamples, n) matrix of sample indices drawn with replacement."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _estimate(value: float, boot: np.ndarray) -> Estimate:
+    low, high = np.percentile(boot, [2.5, 97.5]) if boot.size else (value, value)
+    return Estimate(float(value), float(low), float(high))
+
+
+def score(name: str, truth: np.ndarray, pred: np.ndarray, n_classes: int, idx: np.ndarray) -> Estimate:
+    """Metric `name` on (truth, pred) with a CI from the resampling matrix `idx`."""
+    fn = METRICS[name]
+    if truth.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    return _estimate(fn(truth, pred, n_classes), fn(truth[idx], pred[idx], n_classes))
+
+
+def paired_drop(name: str, truth: np.ndarray, full: np.ndarray, masked: np.ndarray, n_classes: int,
+                idx: np.ndarray) -> Estimate:
+    """Metric(full) − metric(masked) on the same samples, CI from paired resamples (reliance)."""
+    fn = METRICS[name]
+    if truth.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    value = fn(truth, full, n_classes) - fn(truth, masked, n_classes)
+    boot = fn(truth[idx], full[idx], n_classes) - fn(truth[idx], masked[idx], n_classes)
+    return _estimate(value, boot)
+
+
+def flip_rate(full: np.ndarray, masked: np.ndarray, idx: np.ndarray) -> Estimate:
+    """Fraction of samples whose prediction changes when a modality is masked."""
+    if full.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    flips = (full != masked).astype(float)
+    return _estimate(flips.mean(), flips[idx].mean(axis=-1))

@@ -1,0 +1,102 @@
+"""The `Task` base class: samples in, requests out, per-sample scores and aggregate metrics back."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mepbench.masking import FULL, MaskMode, Variant
+from mepbench.scoring import metrics as M
+from mepbench.scoring.answer import match_label, parse_answer
+from mepbench.types import GenerationParams, Request, Response, Sample, SampleError
+
+
+@dataclass
+class LoadResult:
+    """Samples that loaded, and per-sample errors for those that did not (never silently dropped)."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[SampleError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Where a task finds its data and may cache derived files."""
+
+    data_root: Path | None
+    cache_dir: Path
+
+
+class Task(ABC):
+    """A benchmark task. Subclasses load samples and build requests; scoring defaults to classification."""
+
+    name: str = ""
+    description: str = ""
+    labels: list[str] = []
+    synonyms: dict[str, str] = {}
+    variants: tuple[Variant, ...] = (FULL,)
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+    primary_metric: str = "accuracy"
+    params: GenerationParams = GenerationParams()
+
+    def __init__(self, context: TaskContext):
+        self.context = context
+
+    @abstractmethod
+    def load(self, limit: int | None = None) -> LoadResult:
+        """Load (at most `limit`) samples; invalid ones become SampleErrors."""
+
+    @abstractmethod
+    def build_request(self, sample: Sample, variant: Variant, mode: MaskMode) -> Request:
+        """The request for one sample under one variant and mask mode."""
+
+    def fingerprint(self) -> str:
+        """Hash of everything that defines the task's prompts and scoring (recorded in results)."""
+        blob = repr((self.name, self.labels, sorted(self.synonyms.items()), self.metrics, self.params))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def score(self, sample: Sample, response: Response) -> dict[str, Any]:
+        """Per-sample fields: parsed prediction, correctness and format compliance."""
+        parsed = parse_answer(response.text)
+        pred = match_label(parsed.answer, self.labels, self.synonyms)
+        return {"pred": pred, "correct": pred is not None and pred == sample.label,
+                "format_ok": parsed.format_ok, "answer": parsed.answer}
+
+    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+        """Metrics per variant with bootstrap CIs, plus paired reliance (drop, flip rate) vs `full`.
+
+        `rows` carry `sample_id`, `variant`, `label`, `pred` and `error`; failed rows count as wrong
+        (prediction −1) so failures can never raise a score.
+        """
+        code = {label: i for i, label in enumerate(self.labels)}
+        by_variant: dict[str, dict[str, tuple[int, int]]] = {}
+        failed: dict[str, int] = {}
+        for r in rows:
+            truth = code.get(r["label"], -2)
+            pred = -1 if r.get("error") else code.get(r.get("pred"), -1)
+            by_variant.setdefault(r["variant"], {})[r["sample_id"]] = (truth, pred)
+            failed[r["variant"]] = failed.get(r["variant"], 0) + bool(r.get("error"))
+        out: dict[str, Any] = {"variants": {}, "reliance": {}}
+        full = by_variant.get(FULL.name, {})
+        for variant, items in by_variant.items():
+            ids = sorted(items)
+            t = np.array([items[i][0] for i in ids]); p = np.array([items[i][1] for i in ids])
+            idx = M.bootstrap_indices(len(ids), resamples, seed)
+            out["variants"][variant] = {
+                "n": len(ids), "failed": failed[variant],
+                "metrics": {m: M.score(m, t, p, len(self.labels), idx).to_dict() for m in self.metrics}}
+            if variant == FULL.name:
+                continue
+            shared = sorted(set(ids) & set(full))
+            t = np.array([full[i][0] for i in shared]); pf = np.array([full[i][1] for i in shared])
+            pm = np.array([items[i][1] for i in shared])
+            idx = M.bootstrap_indices(len(shared), resamples, seed)
+            out["reliance"][variant] = {
+                "n": len(shared), "flip_rate": M.flip_rate(pf, pm, idx).to_dict(),
+                "drop": {m: M.paired_drop(m, t, pf, pm, len(self.labels), idx).to_dict() for m in self.metrics}}
+        return out

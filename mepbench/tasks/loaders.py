@@ -1,0 +1,97 @@
+"""Dataset loaders named by task specs: `manifest` (JSONL/CSV of clips) and `mep-synth` (generated suite).
+
+Tables are read with `datasets` (local files; media columns stay paths and are decoded by
+`mepbench.media`). Every row is validated; a bad row becomes a SampleError naming file, sample, field.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from mepbench.tasks.base import LoadResult, TaskContext
+from mepbench.types import Sample, SampleError
+
+Loader = Callable[..., LoadResult]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(name: str) -> Callable[[Loader], Loader]:
+    """Decorator registering a loader under `name`."""
+    def wrap(fn: Loader) -> Loader:
+        _LOADERS[name] = fn
+        return fn
+    return wrap
+
+
+def get_loader(name: str) -> Loader:
+    """A registered loader, or one from the `mepbench.loaders` entry-point group."""
+    if name not in _LOADERS:
+        for ep in entry_points(group="mepbench.loaders"):
+            if ep.name == name:
+                _LOADERS[name] = ep.load()
+    if name not in _LOADERS:
+        raise KeyError(f"unknown dataset loader {name!r}; known: {', '.join(sorted(_LOADERS))}")
+    return _LOADERS[name]
+
+
+def _read_table(path: Path, cache_dir: Path) -> list[dict[str, Any]]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    kind = "csv" if path.suffix.lower() == ".csv" else "json"
+    table = datasets.load_dataset(kind, data_files=str(path), split="train",
+                                  cache_dir=str(cache_dir / "datasets"))
+    return table.to_list()
+
+
+def _row_to_sample(row: dict[str, Any], base: Path, source: Path, require: tuple[str, ...]) -> Sample:
+    sid = str(row.get("id") or "")
+    if not sid:
+        raise SampleError("row has no id", path=str(source), field="id")
+    paths = {k: str((base / row[k]).resolve()) if row.get(k) else None for k in ("video", "audio")}
+    for key in require:
+        value = row.get("subtitle") if key == "text" else paths.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            field = "subtitle" if key == "text" else key
+            raise SampleError(f"empty or missing {field}", sample_id=sid, path=str(source), field=field)
+    cues = {k: list(v or []) for k, v in (row.get("cues") or {}).items()}
+    return Sample(id=sid, video=paths["video"], audio=paths["audio"], subtitle=row.get("subtitle"),
+                  label=row.get("label"), reasoning=row.get("reasoning"), cues=cues,
+                  metadata=row.get("metadata") or {}, source=str(source))
+
+
+@register_loader("manifest")
+def load_manifest(context: TaskContext, path: str, require: tuple[str, ...] = (), limit: int | None = None,
+                  **_: Any) -> LoadResult:
+    """Clips listed in a JSONL/CSV file (columns id, video, audio, subtitle, label, reasoning, cues);
+    relative media paths resolve against the manifest's folder."""
+    source = Path(path)
+    if not source.is_absolute():
+        if context.data_root is None:
+            raise FileNotFoundError(f"manifest {path!r} is relative and no --data-root was given")
+        source = context.data_root / source
+    if not source.is_file():
+        raise FileNotFoundError(f"manifest not found: {source}")
+    result = LoadResult()
+    for i, row in enumerate(_read_table(source, context.cache_dir)):
+        if limit is not None and len(result.samples) + len(result.errors) >= limit:
+            break
+        try:
+            result.samples.append(_row_to_sample(row, source.parent, source, tuple(require)))
+        except SampleError as err:
+            if not err.sample_id:
+                err = SampleError(f"row {i}: {err}", path=str(source), field=err.field)
+            result.errors.append(err)
+    return result
+
+
+@register_loader("mep-synth")
+def load_mep_synth(context: TaskContext, n: int = 200, seed: int = 0, limit: int | None = None,
+                   **_: Any) -> LoadResult:
+    """The built-in synthetic suite, generated into the cache on first use (deterministic from seed)."""
+    from mepbench.synth import SUITE_VERSION, generate_suite
+
+    root = generate_suite(context.cache_dir / "data" / f"mep-synth-v{SUITE_VERSION}-n{n}-s{seed}", n=n, seed=seed)
+    return load_manifest(context, str(root / "manifest.jsonl"), require=("video", "audio", "text"), limit=limit)

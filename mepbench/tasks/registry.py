@@ -1,0 +1,75 @@
+"""Task discovery: built-in YAML specs, user spec folders, and the `mepbench.tasks` entry-point group."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from importlib.resources import files
+from pathlib import Path
+
+from mepbench.tasks.base import Task, TaskContext
+from mepbench.tasks.spec import SpecError, make_spec_task, read_spec
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named set of tasks scored together (mean of their primary metrics on the full variant)."""
+
+    name: str
+    tasks: tuple[str, ...]
+    description: str = ""
+
+
+def builtin_spec_dir() -> Path:
+    """The folder of specs shipped with the package (the repository's top-level `tasks/`)."""
+    return Path(str(files("mepbench._specs")))
+
+
+class TaskRegistry:
+    """All tasks and groups known to this run, with where each came from."""
+
+    def __init__(self, include_paths: tuple[str | os.PathLike, ...] = ()):
+        self.tasks: dict[str, type[Task]] = {}
+        self.groups: dict[str, Group] = {}
+        self.origins: dict[str, str] = {}
+        env_paths = [p for p in os.environ.get("MEPBENCH_TASKS_PATH", "").split(os.pathsep) if p]
+        for folder in (builtin_spec_dir(), *map(Path, env_paths), *map(Path, include_paths)):
+            self._add_folder(folder)
+        for ep in entry_points(group="mepbench.tasks"):
+            self._add(ep.name, ep.load(), f"entry point {ep.value}")
+
+    def _add(self, name: str, task: type[Task], origin: str) -> None:
+        if name in self.tasks or name in self.groups:
+            raise SpecError(f"task {name!r} from {origin} clashes with one from {self.origins[name]}")
+        self.tasks[name] = task
+        self.origins[name] = origin
+
+    def _add_folder(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise SpecError(f"task folder not found: {folder}")
+        for path in sorted(folder.glob("*.yaml")):
+            spec = read_spec(path)
+            if "group" in spec:
+                self.groups[spec["group"]] = Group(spec["group"], tuple(spec.get("tasks") or ()),
+                                                   spec.get("description", ""))
+                self.origins[spec["group"]] = str(path)
+            else:
+                self._add(spec["task"], make_spec_task(spec, path), str(path))
+
+    def resolve(self, names: list[str]) -> list[str]:
+        """Task names with groups expanded, in order, without repeats; unknown names are an error."""
+        out: list[str] = []
+        for name in names:
+            if name in self.groups:
+                members = self.resolve(list(self.groups[name].tasks))
+            elif name in self.tasks:
+                members = [name]
+            else:
+                raise KeyError(f"unknown task or group {name!r}; run `mepbench tasks` to list them")
+            out.extend(m for m in members if m not in out)
+        return out
+
+    def create(self, name: str, context: TaskContext) -> Task:
+        """Instantiate a task."""
+        return self.tasks[name](context)

@@ -1,0 +1,116 @@
+"""Tasks declared in YAML: a dataset loader, Jinja2 prompt templates, labels, metrics and variants.
+
+A spec file holds either a task (`task: name`) or a group (`group: name`, `tasks: [...]`).
+Templates are looked up beside the spec, then in its `templates/` folder, then among the built-in
+templates, so a user spec can reuse the shipped prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from mepbench.masking import MaskMode, Variant, apply_mask
+from mepbench.tasks.base import LoadResult, Task, TaskContext
+from mepbench.tasks.loaders import get_loader
+from mepbench.types import GenerationParams, Message, Request, Sample, TextPart
+
+TASK_KEYS = {"task", "description", "dataset", "prompt", "labels", "synonyms", "metrics", "primary_metric",
+             "variants", "generation", "tags"}
+
+
+class SpecError(ValueError):
+    """A malformed task spec; the message names the file and key."""
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """Parse and validate the top-level keys of a spec file."""
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(spec, dict) or not ({"task", "group"} & spec.keys()):
+        raise SpecError(f"{path}: a spec needs a 'task' or 'group' key")
+    if "task" in spec:
+        unknown = set(spec) - TASK_KEYS
+        if unknown:
+            raise SpecError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(TASK_KEYS)}")
+        for key in ("dataset", "prompt", "labels"):
+            if key not in spec:
+                raise SpecError(f"{path}: task {spec['task']!r} is missing {key!r}")
+    return spec
+
+
+class SpecTask(Task):
+    """A task built from a YAML spec."""
+
+    spec: dict[str, Any] = {}
+    spec_path: Path = Path(".")
+
+    def __init__(self, context: TaskContext):
+        super().__init__(context)
+        spec, base = self.spec, self.spec_path.parent
+        self.name = spec["task"]
+        self.description = spec.get("description", "")
+        self.labels = list(spec["labels"])
+        self.synonyms = dict(spec.get("synonyms") or {})
+        self.metrics = tuple(spec.get("metrics") or ("accuracy", "macro_f1"))
+        self.primary_metric = spec.get("primary_metric", self.metrics[0])
+        self.variants = tuple(Variant.parse(v) for v in spec.get("variants") or ["full"])
+        gen = spec.get("generation") or {}
+        known = {f.name for f in fields(GenerationParams)}
+        if set(gen) - known:
+            raise SpecError(f"{self.spec_path}: unknown generation keys {sorted(set(gen) - known)}")
+        self.params = GenerationParams(**gen)
+        prompt = spec["prompt"]
+        self.media = tuple(prompt.get("media", ("video", "audio")))
+        from mepbench.tasks.registry import builtin_spec_dir
+
+        search = [str(base), str(base / "templates"), str(builtin_spec_dir() / "templates")]
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(search),
+                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        try:
+            self._templates = {role: env.get_template(prompt[role]) for role in ("system", "user") if prompt.get(role)}
+        except jinja2.TemplateNotFound as exc:
+            raise SpecError(f"{self.spec_path}: prompt template not found: {exc}") from exc
+        self._template_sources = {role: Path(t.filename or "").read_text(encoding="utf-8")
+                                  for role, t in self._templates.items()}
+
+    def fingerprint(self) -> str:
+        """Hash of the spec and the template sources, so a prompt edit is a visible change."""
+        blob = repr((super().fingerprint(), sorted(self._template_sources.items()), repr(self.spec)))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def load(self, limit: int | None = None) -> LoadResult:
+        """Call the spec's loader with its arguments."""
+        dataset = dict(self.spec["dataset"])
+        loader = get_loader(dataset.pop("loader"))
+        return loader(self.context, limit=limit, **dataset)
+
+    def render(self, role: str, **ctx: Any) -> str:
+        """Render one prompt template; a missing variable is an error, not an empty string."""
+        return self._templates[role].render(**ctx).strip()
+
+    def build_request(self, sample: Sample, variant: Variant, mode: MaskMode) -> Request:
+        """Mask, then render system and user turns; media parts come before the question text."""
+        view = apply_mask(sample, variant, mode)
+        ctx = {"subtitle": view.subtitle, "has_video": view.video is not None and "video" in self.media,
+               "has_audio": view.audio is not None and "audio" in self.media,
+               "labels": self.labels, "sample": sample}
+        messages = []
+        if "system" in self._templates:
+            messages.append(Message("system", (TextPart(self.render("system", **ctx)),)))
+        parts = [p for p in (view.video, view.audio) if p is not None and p.type in self.media]
+        messages.append(Message("user", (*parts, TextPart(self.render("user", **ctx)))))
+        return Request(tuple(messages), self.params, view.zero_features, sample.id, variant.name)
+
+
+def make_spec_task(spec: dict[str, Any], path: Path) -> type[SpecTask]:
+    """A SpecTask subclass bound to one spec, so the registry can hold classes uniformly."""
+    return type(f"SpecTask_{spec['task']}", (SpecTask,), {"spec": spec, "spec_path": path, "name": spec["task"],
+                                                          "description": spec.get("description", "")})
