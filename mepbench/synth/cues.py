@@ -1,0 +1,215 @@
+"""Generative model of the mep-synth suite: emotions, per-modality cue vocabularies, subtitles and reasoning.
+
+A clip is drawn in two steps: a label (uniform over EMOTIONS), then per modality a condition
+(agree / missing / conflict) that decides whose cues that modality shows. The reference cues are exactly
+the cues rendered into the media, so scorers can check a model's evidence against what is really there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+EMOTIONS = ("happy", "sad", "angry", "surprised", "fearful", "neutral")
+MODALITIES = ("video", "audio", "text")
+CONDITIONS = ("agree", "missing", "conflict")
+
+VISUAL_CUES = ("smiling mouth", "frowning mouth", "open mouth", "raised eyebrows", "furrowed brows",
+               "wide eyes", "tears")
+AUDIO_CUES = ("high pitch", "low pitch", "loud voice", "soft voice", "fast speech", "slow speech",
+              "trembling voice", "sigh")
+
+CONDITION_PROBS = {"agree": 0.6, "missing": 0.25, "conflict": 0.15}
+NEUTRAL_CONDITION_PROBS = {"agree": 0.85, "conflict": 0.15}
+
+
+@dataclass(frozen=True)
+class CueProfile:
+    """An emotion's cues in one modality: `core` cues always appear, each `optional` cue half the time."""
+
+    core: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> frozenset[str]:
+        """Every cue this emotion can show in the modality."""
+        return frozenset(self.core + self.optional)
+
+
+VISUAL_PROFILES: dict[str, CueProfile] = {
+    "happy": CueProfile(("smiling mouth",), ("raised eyebrows",)),
+    "sad": CueProfile(("frowning mouth", "tears")),
+    "angry": CueProfile(("furrowed brows", "frowning mouth")),
+    "surprised": CueProfile(("raised eyebrows", "wide eyes", "open mouth")),
+    "fearful": CueProfile(("raised eyebrows", "wide eyes", "frowning mouth")),
+    "neutral": CueProfile(()),
+}
+
+AUDIO_PROFILES: dict[str, CueProfile] = {
+    "happy": CueProfile(("high pitch", "loud voice", "fast speech")),
+    "sad": CueProfile(("low pitch", "soft voice", "slow speech"), ("sigh",)),
+    "angry": CueProfile(("low pitch", "loud voice", "fast speech")),
+    "surprised": CueProfile(("high pitch", "loud voice")),
+    "fearful": CueProfile(("high pitch", "soft voice", "trembling voice")),
+    "neutral": CueProfile(()),
+}
+
+# (subtitle, text cue): the cue is the phrase of the sentence that carries the emotion.
+SUBTITLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "happy": (
+        ("I just got the job, I can't believe it!", "got the job"),
+        ("We won the final, this is the best day ever!", "best day ever"),
+        ("You remembered my birthday, thank you so much!", "thank you so much"),
+        ("Finally on holiday, I love this place!", "I love this place"),
+        ("She said yes, we're getting married!", "getting married"),
+    ),
+    "sad": (
+        ("I miss her so much, nothing feels the same.", "miss her so much"),
+        ("He passed away last night.", "passed away"),
+        ("I failed the exam again, I'm so tired of trying.", "failed the exam"),
+        ("Nobody came to my party.", "nobody came"),
+        ("I have to say goodbye to this house forever.", "say goodbye"),
+    ),
+    "angry": (
+        ("How dare you read my messages!", "how dare you"),
+        ("I told you a hundred times, stop touching my things!", "stop touching my things"),
+        ("You lied to me again!", "lied to me"),
+        ("Get out of my office right now!", "get out of my office"),
+        ("This is completely unacceptable!", "completely unacceptable"),
+    ),
+    "surprised": (
+        ("Wait, you're here? I thought you were in Paris!", "you're here"),
+        ("No way, you built this yourself?", "no way"),
+        ("What? The whole team already knew?", "already knew"),
+        ("I never expected to see you again!", "never expected"),
+        ("Wow, the results are out already?", "wow"),
+    ),
+    "fearful": (
+        ("Did you hear that? Someone is inside the house.", "someone is inside the house"),
+        ("Please don't leave me alone in the dark.", "alone in the dark"),
+        ("The brakes aren't working, we're going to crash!", "going to crash"),
+        ("I think someone is following me.", "someone is following me"),
+        ("What if they find us here?", "what if they find us"),
+    ),
+}
+
+NEUTRAL_SUBTITLES = (
+    "I'll see you at five.",
+    "The meeting is on the third floor.",
+    "Can you pass me the report?",
+    "The train leaves at nine.",
+    "I put the keys on the table.",
+    "The store closes at eight.",
+    "Let's take the left road.",
+    "We need two more chairs.",
+)
+
+_MODALITY_NAMES = {"video": "face", "audio": "voice", "text": "subtitle"}
+_WITH_ARTICLE = {"smiling mouth", "frowning mouth", "open mouth", "loud voice", "soft voice",
+                 "trembling voice", "sigh"}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything a clip shows: label, per-modality conditions and the cues rendered into each medium."""
+
+    label: str
+    conditions: dict[str, str]
+    conflict_emotion: dict[str, str | None]
+    cues: dict[str, tuple[str, ...]]
+    subtitle: str
+
+
+def _choice(rng: np.random.Generator, options: Sequence[T]) -> T:
+    return options[int(rng.integers(len(options)))]
+
+
+def _draw_conditions(rng: np.random.Generator, label: str) -> dict[str, str]:
+    """Conditions per modality, redrawn until agreeing modalities outnumber conflicting ones."""
+    probs = NEUTRAL_CONDITION_PROBS if label == "neutral" else CONDITION_PROBS
+    names, weights = list(probs), np.array(list(probs.values()))
+    while True:
+        drawn = {m: names[int(rng.choice(len(names), p=weights))] for m in MODALITIES}
+        values = list(drawn.values())
+        if values.count("agree") > values.count("conflict"):
+            return drawn
+
+
+def _profile_cues(rng: np.random.Generator, profile: CueProfile) -> tuple[str, ...]:
+    extra = tuple(c for c in profile.optional if rng.random() < 0.5)
+    return profile.core + extra
+
+
+def sample_clip(rng: np.random.Generator) -> ClipSpec:
+    """Draw one clip's label, conditions, cues and subtitle from the generative model."""
+    label = _choice(rng, EMOTIONS)
+    conditions = _draw_conditions(rng, label)
+    others = [e for e in EMOTIONS if e not in ("neutral", label)]
+    conflict = {m: (_choice(rng, others) if c == "conflict" else None) for m, c in conditions.items()}
+    shown = {m: conflict[m] or (label if c == "agree" else "neutral") for m, c in conditions.items()}
+    cues = {
+        "video": _profile_cues(rng, VISUAL_PROFILES[shown["video"]]),
+        "audio": _profile_cues(rng, AUDIO_PROFILES[shown["audio"]]),
+    }
+    if shown["text"] == "neutral":
+        subtitle, cues["text"] = _choice(rng, NEUTRAL_SUBTITLES), ()
+    else:
+        subtitle, phrase = _choice(rng, SUBTITLES[shown["text"]])
+        cues["text"] = (phrase,)
+    return ClipSpec(label, conditions, conflict, cues, subtitle)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _phrase(cue: str) -> str:
+    return f"a {cue}" if cue in _WITH_ARTICLE else cue
+
+
+def _describe(spec: ClipSpec, modality: str) -> str:
+    cues = spec.cues[modality]
+    if modality == "video":
+        text = (f"The face shows {_join([_phrase(c) for c in cues])}" if cues
+                else "The face is relaxed, with no salient expression")
+    elif modality == "audio":
+        text = (f"The audio has {_join([_phrase(c) for c in cues])}" if cues
+                else "The voice is even, at a middle pitch, loudness and rate")
+    else:
+        text = (f'The subtitle says "{spec.subtitle}", which mentions {cues[0]}' if cues
+                else f'The subtitle "{spec.subtitle}" is emotionally uninformative')
+    return text + "."
+
+
+def _names(modalities: list[str]) -> str:
+    return _join([f"the {_MODALITY_NAMES[m]}" for m in modalities])
+
+
+def _conclusion(spec: ClipSpec) -> str:
+    agree = [m for m in MODALITIES if spec.conditions[m] == "agree"]
+    conflict = [m for m in MODALITIES if spec.conditions[m] == "conflict"]
+    quiet = [m for m in MODALITIES if spec.conditions[m] == "missing"]
+    label, plural = spec.label, len(agree) > 1
+    support = (f"{'show' if plural else 'shows'} no emotional cue" if label == "neutral"
+               else f"{'point' if plural else 'points'} to {label}")
+    if conflict:
+        claims = _join([f"the {_MODALITY_NAMES[m]} suggests {spec.conflict_emotion[m]}" for m in conflict])
+        text = f"{claims}, but {_names(agree)} {support}; the agreeing evidence outweighs the conflict"
+    elif label == "neutral":
+        text = "no modality carries a salient emotional cue"
+    else:
+        verb = "carry" if len(quiet) > 1 else "carries"
+        rest = f", while {_names(quiet)} {verb} no emotional cue" if quiet else ""
+        text = f"{_names(agree)} {support}{rest}"
+    return f"{text[0].upper()}{text[1:]}, so the emotion is {label}."
+
+
+def reasoning(spec: ClipSpec) -> str:
+    """Ground-truth reasoning: every present cue with its modality, any conflict, then the answer."""
+    think = " ".join([_describe(spec, m) for m in MODALITIES] + [_conclusion(spec)])
+    return f"<think>{think}</think><answer>{spec.label}</answer>"
