@@ -1,0 +1,23 @@
+"""Model-family chat adapters, chosen by the checkpoint's `config.model_type`."""
+
+from __future__ import annotations
+
+from mepbench.backends.adapters.base import ChatAdapter, Prepared
+from mepbench.backends.adapters.qwen_audio import QwenAudioAdapter
+from mepbench.backends.adapters.qwen_omni import QwenOmniAdapter
+from mepbench.backends.adapters.qwen_vl import QwenVLAdapter
+from mepbench.backends.adapters.text import TextAdapter
+
+FAMILY_ADAPTERS: tuple[type[ChatAdapter], ...] = (QwenOmniAdapter, QwenAudioAdapter, QwenVLAdapter)
+
+
+def adapter_for(model_type: str) -> type[ChatAdapter]:
+    """The adapter class for a model type; plain text causal LMs for anything unlisted."""
+    for cls in FAMILY_ADAPTERS:
+        if model_type in cls.model_types:
+            return cls
+    return TextAdapter
+
+
+__all__ = ["ChatAdapter", "Prepared", "QwenAudioAdapter", "QwenOmniAdapter", "QwenVLAdapter", "TextAdapter",
+           "adapter_for", "FAMILY_ADAPTERS"]

@@ -1,0 +1,227 @@
+"""A tiny, randomly initialised Qwen2.5-Omni thinker with a locally trained tokenizer.
+
+It lets the hf backend, the runner and the trainer run end to end on a CPU with no downloads; its
+outputs are meaningless. Recipe: research/env-feasibility.md §2a-2b.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BUILD_VERSION = 1
+BUILD_INFO = "mepbench_build.json"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                  "preprocessor_config.json", "video_preprocessor_config.json", "README.md", BUILD_INFO)
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
+                  "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>")
+NAMED_TOKENS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>",
+                "audio_eos_token": "<|audio_eos|>", "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+                "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>"}
+
+LABELS = ("happy", "sad", "angry", "surprised", "fearful", "neutral")
+EMOTION_WORDS = ("joy", "joyful", "cheerful", "delighted", "sorrow", "unhappy", "grief", "furious", "rage",
+                 "irritated", "astonished", "shocked", "amazed", "afraid", "scared", "anxious", "calm",
+                 "relaxed", "indifferent", "excited", "disappointed", "worried", "content")
+SCENE_WORDS = ("man", "woman", "child", "friend", "mother", "father", "teacher", "doctor", "office", "street",
+               "kitchen", "party", "meeting", "phone", "letter", "news", "gift", "accident", "exam", "job",
+               "money", "home", "door", "window", "car", "rain", "night", "morning", "birthday", "wedding",
+               "funeral", "hospital", "argument", "surprise", "joke", "mistake", "promise", "secret", "dream",
+               "music", "shouts", "whispers", "laughs", "cries", "nods", "shakes", "looks", "turns", "walks",
+               "runs", "stands", "sits", "holds", "drops", "opens", "closes", "hugs", "points", "waves",
+               "stares", "blinks", "smiles", "frowns", "screams", "pauses", "hesitates", "stammers", "asks",
+               "answers", "explains", "complains", "apologizes", "thanks", "refuses", "agrees", "suddenly",
+               "slowly", "quietly", "loudly", "again", "never", "always", "really", "very", "quite", "because",
+               "although", "while", "after", "before", "then", "could", "would", "should", "might", "must")
+VISUAL_CUES = ("smiling mouth", "furrowed brows", "wide open eyes", "raised eyebrows", "tears",
+               "clenched jaw", "downturned lips", "trembling hands", "relaxed face", "frowning")
+ACOUSTIC_CUES = ("high pitch", "trembling voice", "sigh", "loud voice", "soft voice", "laughter",
+                 "shaky breath", "fast speech", "slow speech", "flat tone")
+TEMPLATES = (
+    "<think>The video shows {v}, and the audio has {a}. The subtitle suggests {w}.</think>"
+    "<answer>{label}</answer>",
+    "The person has {v} and speaks with {a}, so the emotion is {label}.",
+    "Is there {v} in the video? yes. Is there {a} in the audio? no.",
+    "Visual cue: {v}. Acoustic cue: {a}. Emotion: {label}.",
+    "What emotion does the speaker feel? Answer with one of happy, sad, angry, surprised, fearful, neutral.",
+    "Watch the video and listen to the audio, then describe the facial expression, body language and "
+    "tone of voice before giving your final answer about the {label} person.",
+    "The subtitle reads: I cannot believe this is happening to me today. Her voice has {a}.",
+    "First think step by step about the visual evidence ({v}) and the acoustic evidence ({a}), "
+    "then answer inside answer tags.",
+    "Does the speaker sound {w}? Does the face look {label}? Reply yes or no.",
+    "In the {s1}, the {s2} {s3} and {s4} {s5}; the scene feels {w}.",
+)
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'video' %}{{ '<|vision_bos|><|VIDEO|><|vision_eos|>' }}"
+    "{% elif part['type'] == 'audio' %}{{ '<|audio_bos|><|AUDIO|><|audio_eos|>' }}"
+    "{% elif part['type'] == 'image' %}{{ '<|vision_bos|><|IMAGE|><|vision_eos|>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+MODEL_CARD = """---
+license: apache-2.0
+tags: [mepbench, test-fixture, random-weights]
+---
+# tiny-omni (mepbench test model)
+
+A `Qwen2_5OmniThinkerForConditionalGeneration` with **randomly initialised weights** (seed {seed}),
+{params:,} parameters, built locally by `mepbench.models.tiny_omni.build_tiny_omni`. The ByteLevel BPE
+tokenizer ({vocab} tokens) was trained on a generated corpus of emotion words and cue phrases.
+
+It exists so that evaluation and training code can run end to end on a CPU with no downloads. Its
+outputs are meaningless: never report its scores as results.
+"""
+
+
+def _corpus() -> list[str]:
+    """Deterministic training text for the tokenizer: labels, cues, tags and template sentences."""
+    lines = [" ".join(LABELS), " ".join(EMOTION_WORDS), ", ".join(VISUAL_CUES), ", ".join(ACOUSTIC_CUES),
+             "<think> </think> <answer> </answer>"]
+    words, scene = itertools.cycle(EMOTION_WORDS), itertools.cycle(SCENE_WORDS)
+    for i, (v, a, label) in enumerate(itertools.product(VISUAL_CUES, ACOUSTIC_CUES, LABELS)):
+        slots = {f"s{k}": next(scene) for k in range(1, 6)}
+        lines.append(TEMPLATES[i % len(TEMPLATES)].format(v=v, a=a, w=next(words), label=label, **slots))
+    return lines
+
+
+def _train_tokenizer(vocab_size: int = 1000):
+    """ByteLevel BPE trained on `_corpus()`, wrapped as a transformers fast tokenizer with named tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   extra_special_tokens=dict(NAMED_TOKENS), chat_template=CHAT_TEMPLATE,
+                                   padding_side="left", model_max_length=32768)
+
+
+INIT_RANGE = 0.2  # 10x the default, so that greedy outputs visibly depend on the inputs
+
+
+def _thinker_config(tok):
+    """Config of the tiny thinker (text hidden 64 / 2 layers, audio d_model 32, vision depth 2)."""
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in NAMED_TOKENS.items()}
+    pad, eos = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    return Qwen2_5OmniThinkerConfig(
+        audio_config=dict(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64,
+                          num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=64,
+                          initializer_range=INIT_RANGE),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=64,
+                           fullatt_block_indexes=[1], initializer_range=INIT_RANGE),
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+                         tie_word_embeddings=False, pad_token_id=pad, eos_token_id=eos,
+                         initializer_range=INIT_RANGE),
+        audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"], position_id_per_seconds=25, seconds_per_chunk=2,
+        pad_token_id=pad, eos_token_id=eos, initializer_range=INIT_RANGE,
+    )
+
+
+def _processor_configs() -> tuple[dict, dict]:
+    """preprocessor_config.json (Whisper features + PIL image processor, merged as in Qwen's repos) and
+    video_preprocessor_config.json."""
+    from transformers import Qwen2VLImageProcessorPil, WhisperFeatureExtractor
+
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000).to_dict()
+    fe.pop("mel_filters", None)
+    img = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=224 * 224).to_dict()
+    pre = {**fe, **img, "image_processor_type": "Qwen2VLImageProcessor",
+           "feature_extractor_type": "WhisperFeatureExtractor", "processor_class": "Qwen2_5OmniProcessor"}
+    video = {k: img[k] for k in ("patch_size", "temporal_patch_size", "merge_size", "image_mean", "image_std")}
+    video.update(video_processor_type="Qwen2VLVideoProcessor", min_pixels=56 * 56, max_pixels=224 * 224,
+                 processor_class="Qwen2_5OmniProcessor")
+    return pre, video
+
+
+def _write(tmp: Path, seed: int) -> None:
+    """Build every file of the model directory into `tmp`."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+    from mepbench.backends.adapters.base import quiet_progress
+
+    tok = _train_tokenizer()
+    config = _thinker_config(tok)
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+    with quiet_progress():
+        model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    pre, video = _processor_configs()
+    (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
+    (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))
+    params = sum(p.numel() for p in model.parameters())
+    (tmp / "README.md").write_text(MODEL_CARD.format(seed=seed, params=params, vocab=len(tok)))
+    (tmp / BUILD_INFO).write_text(json.dumps({"version": BUILD_VERSION, "seed": seed}))
+    tmp.chmod(0o755)
+    for f in tmp.iterdir():
+        f.chmod(0o644)
+
+
+def _is_complete(path: Path, seed: int) -> bool:
+    """True when `path` holds every file of a build with this seed and recipe version."""
+    if not all((path / f).is_file() for f in REQUIRED_FILES):
+        return False
+    try:
+        info = json.loads((path / BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    return info == {"version": BUILD_VERSION, "seed": seed}
+
+
+def build_tiny_omni(out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the tiny random omni model into `out_dir` (atomically) unless a complete build is there."""
+    out = Path(out_dir)
+    if _is_complete(out, seed):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write(tmp, seed)
+        stale = None
+        if out.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f".{out.name}.stale.", dir=out.parent))
+            os.replace(out, stale / out.name)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not _is_complete(out, seed):  # else another process finished first: keep its build
+                raise
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def ensure_tiny_omni(cache_dir: Path) -> Path:
+    """`cache_dir/models/tiny-omni`, built on first use."""
+    return build_tiny_omni(Path(cache_dir) / "models" / "tiny-omni")

@@ -1,0 +1,96 @@
+"""The tiny random omni model: deterministic build, offline reload, tokenizer and chat template."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mepbench.backends.numpy_video import NumpyVideoProcessor
+from mepbench.media import file_hash
+from mepbench.models.tiny_omni import build_tiny_omni, ensure_tiny_omni
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(session_cache):
+    return ensure_tiny_omni(session_cache)
+
+
+def test_build_is_deterministic_per_seed(tiny_dir, tmp_path):
+    again = build_tiny_omni(tmp_path / "again", seed=0)
+    other = build_tiny_omni(tmp_path / "other", seed=1)
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert file_hash(again / name) == file_hash(tiny_dir / name)
+    assert file_hash(other / "model.safetensors") != file_hash(tiny_dir / "model.safetensors")
+    assert file_hash(other / "tokenizer.json") == file_hash(tiny_dir / "tokenizer.json")
+
+
+def test_build_is_idempotent_and_leaves_no_temp_dirs(tiny_dir):
+    mtime = (tiny_dir / "model.safetensors").stat().st_mtime_ns
+    assert build_tiny_omni(tiny_dir, seed=0) == tiny_dir
+    assert (tiny_dir / "model.safetensors").stat().st_mtime_ns == mtime
+    assert not [p.name for p in tiny_dir.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_rebuilds_incomplete_or_other_seed(tmp_path):
+    out = build_tiny_omni(tmp_path / "m", seed=0)
+    weights = file_hash(out / "model.safetensors")
+    (out / "tokenizer.json").unlink()
+    assert file_hash(build_tiny_omni(out, seed=0) / "model.safetensors") == weights
+    assert file_hash(build_tiny_omni(out, seed=3) / "model.safetensors") != weights
+
+
+def test_ensure_tiny_omni_uses_cache_layout(tiny_dir, session_cache):
+    assert tiny_dir == session_cache / "models" / "tiny-omni"
+    assert "randomly initialised" in (tiny_dir / "README.md").read_text()
+
+
+def test_reloads_offline_with_named_tokens(tiny_dir):
+    import torch
+    from transformers import AutoTokenizer, Qwen2_5OmniThinkerForConditionalGeneration
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir, local_files_only=True)
+    assert 900 <= len(tok) <= 1000
+    assert tok.convert_ids_to_tokens(tok.video_token_id) == "<|VIDEO|>"
+    assert tok.audio_token == "<|AUDIO|>" and tok.vision_bos_token == "<|vision_bos|>"
+    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny_dir, local_files_only=True)
+    assert model.config.video_token_id == tok.video_token_id
+    assert model.config.text_config.vocab_size == len(tok)
+    ids = torch.tensor([tok("happy sad angry").input_ids])
+    with torch.inference_mode():
+        a = model(input_ids=ids).logits
+        b = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny_dir)(input_ids=ids).logits
+    assert torch.isfinite(a).all() and torch.equal(a, b)
+
+
+def test_chat_template_renders_media_markers(tiny_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    conversation = [
+        {"role": "system", "content": "You judge emotions."},
+        {"role": "user", "content": [{"type": "video", "video": "a.mp4"}, {"type": "audio", "audio": "a.wav"},
+                                     {"type": "image", "image": "a.png"}, {"type": "text", "text": "Emotion?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<answer>happy</answer>"}]},
+    ]
+    text = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    assert text == ("<|im_start|>system\nYou judge emotions.<|im_end|>\n"
+                    "<|im_start|>user\n<|vision_bos|><|VIDEO|><|vision_eos|><|audio_bos|><|AUDIO|><|audio_eos|>"
+                    "<|vision_bos|><|IMAGE|><|vision_eos|>Emotion?<|im_end|>\n"
+                    "<|im_start|>assistant\n<answer>happy</answer><|im_end|>\n<|im_start|>assistant\n")
+    assert not tok.apply_chat_template(conversation[:1], tokenize=False).endswith("assistant\n")
+    assert "Ġfurrowed" in tok.tokenize("the furrowed brows")
+
+
+def test_numpy_video_processor_matches_qwen_layout(tiny_dir):
+    proc = NumpyVideoProcessor.from_pretrained(tiny_dir)
+    frames = np.random.RandomState(0).randint(0, 256, (7, 112, 112, 3), dtype=np.uint8)
+    out = proc([frames, frames[:4]])
+    assert out["video_grid_thw"].tolist() == [[4, 8, 8], [2, 8, 8]]
+    assert tuple(out["pixel_values_videos"].shape) == (4 * 64 + 2 * 64, 3 * 2 * 14 * 14)
+    assert proc.get_num_of_video_patches(7, 112, 112) == 4 * 64
+    # the first row is the top-left 14x14 patch of frames 0 and 1, channel-major
+    patch = (frames[:2, :14, :14].astype(np.float32) / 255 - proc.image_mean) / proc.image_std
+    expected = patch.transpose(3, 0, 1, 2).reshape(-1)
+    np.testing.assert_allclose(out["pixel_values_videos"][0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    resized = proc([np.zeros((2, 100, 130, 3), np.uint8)])["video_grid_thw"].tolist()
+    assert resized[0][1] % 2 == 0 and resized[0][2] % 2 == 0
