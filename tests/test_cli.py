@@ -1,0 +1,141 @@
+"""The CLI for real: the default run in a subprocess, SIGKILL + resume, bad data through tiny-omni, cache commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import broken_dataset, write_spec
+
+BIN = Path(sys.executable).parent
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "MEPBENCH_CACHE": str(cache), "COLUMNS": "120"}
+
+
+def _mepbench(*args: str, cache: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "mepbench"), *args], cwd=cwd, env=_env(cache), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _cached_entries(cache: Path) -> int:
+    db = cache / "responses" / "responses.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _metrics(run_dir: Path) -> dict:
+    results = json.loads((run_dir / "results.json").read_text())
+    return {name: {"variants": t["variants"], "reliance": t["reliance"]} for name, t in results["tasks"].items()}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`mepbench eval` with no options, in a fresh cache, as a new user runs it."""
+    root = tmp_path_factory.mktemp("default")
+    done = _mepbench("eval", "--output-dir", "run", cache=root / "cache", cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, done
+
+
+def test_default_run_prints_table_and_writes_results(default_run):
+    root, done = default_run
+    assert "mep-synth" in done.stdout and "accuracy" in done.stdout and "flip vs full" in done.stdout
+    results = json.loads((root / "run" / "results.json").read_text())
+    task = results["tasks"]["mep-synth"]
+    assert task["n_samples"] == 200 and task["n_failed"] == 0
+    assert set(task["variants"]) == {"full", "mask:video", "mask:audio", "mask:text"}
+    assert results["metadata"]["model"]["model_type"] == "qwen2_5_omni_thinker"
+    assert results["stats"]["generated"] == 800
+    frame = pd.read_parquet(root / "run" / "samples.parquet")
+    assert len(frame) == 800 and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
+    assert (root / "cache" / "models" / "tiny-omni" / "model.safetensors").is_file()
+
+
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path):
+    root, _ = default_run
+    cache = tmp_path / "cache"
+    for name in ("models", "data"):  # reuse the built model and suite; the response cache starts empty
+        (cache / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(root / "cache" / name, cache / name)
+    proc = subprocess.Popen([str(BIN / "mepbench"), "eval", "--output-dir", "killed"], cwd=tmp_path,
+                            env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while _cached_entries(cache) < 200 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _cached_entries(cache)
+    assert 200 <= before < 800 and not (tmp_path / "killed" / "results.json").exists()
+    resumed = _mepbench("eval", "--output-dir", "resumed", cache=cache, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    stats = json.loads((tmp_path / "resumed" / "results.json").read_text())["stats"]
+    assert stats["cache_hits"] == before and stats["generated"] == 800 - before
+    assert _metrics(tmp_path / "resumed") == _metrics(root / "run")
+
+
+def test_bad_media_through_tiny_omni_is_named_and_counted(default_run, tmp_path):
+    root, _ = default_run
+    manifest = broken_dataset(tmp_path / "data", n_good=3)
+    write_spec(tmp_path / "specs", "broken", {"loader": "manifest", "path": str(manifest),
+                                              "require": ["video", "audio", "text"]})
+    done = _mepbench("eval", "--tasks", "broken", "--include-path", str(tmp_path / "specs"), "--output-dir", "out",
+                     cache=root / "cache", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = pd.read_parquet(tmp_path / "out" / "samples.parquet")
+    full = frame[frame["variant"] == "full"].set_index("sample_id")["error"]
+    errors = list(full.dropna())
+    assert len(full) == 6 and len(errors) == 3
+    assert any("cannot decode video" in e and "corrupt.mp4" in e for e in errors)
+    assert any("missing media file" in e and "does-not-exist.wav" in e and "'audio'" in e for e in errors)
+    assert any("'subtitle'" in e and "manifest.jsonl" in e for e in errors)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["tasks"]["broken"]["variants"]["full"]["failed"] == 3
+    assert frame[frame["error"].isna()]["response"].notna().all()
+
+
+def test_tasks_and_cache_commands(default_run):
+    root, _ = default_run
+    listed = _mepbench("tasks", cache=root / "cache", cwd=root)
+    assert listed.returncode == 0 and "mep-synth" in listed.stdout
+    info = _mepbench("cache", "info", cache=root / "cache", cwd=root)
+    entries = int(info.stdout.split("entries:")[1].split()[0])
+    assert entries >= 800, "the default run's 800 responses are cached"
+
+
+def test_cache_clear_and_bad_flags(tmp_path):
+    cache = tmp_path / "cache"
+    from mepbench.cache import ResponseCache
+    from mepbench.types import Response
+
+    store = ResponseCache(cache / "responses")
+    store.put_many([("k", Response(text="x"))], "m")
+    store.close()
+    cleared = _mepbench("cache", "clear", cache=cache, cwd=tmp_path)
+    assert "removed 1 cached responses" in cleared.stdout and _cached_entries(cache) == 0
+    bad = _mepbench("eval", "--model-arg", "novalue", cache=cache, cwd=tmp_path)
+    assert bad.returncode != 0 and "key=value" in bad.stderr
+    unknown = _mepbench("eval", "--tasks", "nope", "--backend", "replay", "--model", str(tmp_path / "x.jsonl"),
+                        cache=cache, cwd=tmp_path)
+    assert unknown.returncode != 0
+
+
+def test_oppo_train_says_it_is_not_in_this_release():
+    done = subprocess.run([str(BIN / "oppo-train")], capture_output=True, text=True)
+    assert done.returncode == 2 and "issue 8" in done.stderr
