@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from mepbench.media import file_hash
 from mepbench.runner import EvalConfig, RunOutput
 from mepbench.types import Request, Response, TextPart
 
@@ -83,6 +84,11 @@ def _request_json(request: Request) -> list[dict[str, Any]]:
                                          for p in m.content]} for m in request.messages]
 
 
+def _media_hashes(request: Request) -> dict[str, str]:
+    """Content hash of each media file the request used, by part type (memoised in `file_hash`)."""
+    return {p.type: file_hash(p.path) for p in request.media_parts()}
+
+
 def sample_frame(output: RunOutput) -> "Any":
     """A pandas DataFrame with one row per sample × variant."""
     import pandas as pd
@@ -100,6 +106,7 @@ def sample_frame(output: RunOutput) -> "Any":
             "correct": extra.pop("correct", None),
             "prompt": json.dumps(_request_json(request)) if request else None,
             "zero_features": ",".join(sorted(m.value for m in request.zero_features)) if request else None,
+            "media_sha256": json.dumps(_media_hashes(request)) if request and row["request_key"] else None,
             "response": response.text if response else None,
             "prompt_tokens": response.prompt_tokens if response else None,
             "completion_tokens": response.completion_tokens if response else None,

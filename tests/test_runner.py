@@ -159,6 +159,8 @@ def test_results_files_hold_metrics_metadata_and_one_row_per_cell(tmp_path, brok
     prompt = json.loads(frame.loc[frame["variant"] == "mask:video", "prompt"].iloc[0])
     assert [p["type"] for p in prompt[-1]["content"]] == ["audio", "text"], "drop removes the video part"
     assert "there is no video" in prompt[-1]["content"][-1]["text"]
+    hashes = json.loads(frame.loc[frame["variant"] == "full", "media_sha256"].iloc[0])
+    assert set(hashes) == {"video", "audio"} and all(len(h) == 64 for h in hashes.values())
 
 
 def test_spec_errors_name_the_file(tmp_path):
