@@ -22,30 +22,45 @@ class MaskMode(str, enum.Enum):
     ZERO_FEATURES = "zero-features"
 
 
+_ORDER = {m: i for i, m in enumerate(Modality)}
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A named input condition: all modalities (`full`) or one modality masked."""
+    """A named input condition: all modalities (`full`), or some masked (`mask:video`,
+    `mask:video+audio`); `only:text` is shorthand for masking every other modality."""
 
-    masked: Modality | None = None
+    masked: frozenset[Modality] = frozenset()
+
+    @classmethod
+    def of(cls, *modalities: Modality) -> "Variant":
+        """The variant masking `modalities`."""
+        return cls(frozenset(modalities))
 
     @property
     def name(self) -> str:
-        """`full` or `mask:<modality>`."""
-        return "full" if self.masked is None else f"mask:{self.masked.value}"
+        """`full` or `mask:<m>[+<m>...]` in video, audio, text order."""
+        if not self.masked:
+            return "full"
+        return "mask:" + "+".join(m.value for m in sorted(self.masked, key=_ORDER.__getitem__))
 
     @classmethod
     def parse(cls, name: str) -> "Variant":
-        """Inverse of `name`; raises ValueError naming the valid forms."""
+        """Inverse of `name`, also accepting `only:<m>`; raises ValueError naming the valid forms."""
         if name == "full":
             return cls()
-        prefix, _, modality = name.partition(":")
-        if prefix != "mask" or modality not in {m.value for m in Modality}:
-            raise ValueError(f"unknown variant {name!r}: use full, mask:video, mask:audio or mask:text")
-        return cls(Modality(modality))
+        prefix, _, rest = name.partition(":")
+        names = rest.split("+")
+        valid = {m.value for m in Modality}
+        if prefix not in ("mask", "only") or not rest or set(names) - valid:
+            raise ValueError(f"unknown variant {name!r}: use full, mask:<m>[+<m>] or only:<m> "
+                             f"with m in video, audio, text")
+        chosen = frozenset(Modality(n) for n in names)
+        return cls(chosen if prefix == "mask" else frozenset(Modality) - chosen)
 
 
 FULL = Variant()
-ALL_VARIANTS = (FULL, *(Variant(m) for m in Modality))
+ALL_VARIANTS = (FULL, *(Variant.of(m) for m in Modality))
 
 
 @dataclass(frozen=True)
@@ -58,13 +73,16 @@ class MaskedInput:
     zero_features: frozenset[Modality] = frozenset()
 
 
-def effective_mode(modality: Modality | None, mode: MaskMode) -> MaskMode | None:
-    """The mode actually applied to `modality` (None for the full variant)."""
-    if modality is None:
-        return None
+def effective_mode(modality: Modality, mode: MaskMode) -> MaskMode:
+    """The mode actually applied to a masked `modality` (text has no features to zero)."""
     if modality is Modality.TEXT and mode is MaskMode.ZERO_FEATURES:
         return MaskMode.BLANK
     return mode
+
+
+def applied_modes(variant: Variant, mode: MaskMode) -> dict[str, str]:
+    """Masked modality → mode actually applied, for the results files."""
+    return {m.value: effective_mode(m, mode).value for m in sorted(variant.masked, key=_ORDER.__getitem__)}
 
 
 def apply_mask(sample: Sample, variant: Variant, mode: MaskMode) -> MaskedInput:
@@ -72,15 +90,15 @@ def apply_mask(sample: Sample, variant: Variant, mode: MaskMode) -> MaskedInput:
     video = VideoPart(sample.video) if sample.video else None
     audio = AudioPart(sample.audio) if sample.audio else None
     subtitle = sample.subtitle
-    zero: frozenset[Modality] = frozenset()
-    how = effective_mode(variant.masked, mode)
-    if variant.masked is Modality.TEXT:
-        subtitle = None if how is MaskMode.DROP else ""
-    elif variant.masked is not None:
+    zero: set[Modality] = set()
+    for modality in variant.masked:
+        how = effective_mode(modality, mode)
         if how is MaskMode.ZERO_FEATURES:
-            zero = frozenset({variant.masked})
-        elif variant.masked is Modality.VIDEO:
+            zero.add(modality)
+        elif modality is Modality.TEXT:
+            subtitle = None if how is MaskMode.DROP else ""
+        elif modality is Modality.VIDEO:
             video = None if how is MaskMode.DROP or video is None else VideoPart(video.path, blank=True)
         else:
             audio = None if how is MaskMode.DROP or audio is None else AudioPart(audio.path, blank=True)
-    return MaskedInput(video=video, audio=audio, subtitle=subtitle, zero_features=zero)
+    return MaskedInput(video=video, audio=audio, subtitle=subtitle, zero_features=frozenset(zero))

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from mepbench.backends import Backend, create_backend
 from mepbench.cache import ResponseCache, default_cache_dir, request_key
-from mepbench.masking import MaskMode, Variant, effective_mode
+from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.tasks import Task, TaskContext, TaskRegistry
 from mepbench.types import Modality, Request, Response, Sample, TextPart
@@ -214,10 +214,9 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
 
 def score_row(item: WorkItem, task: Task, mode: MaskMode) -> dict[str, Any]:
     """One samples.parquet row: identity, request, response, parsed answer and per-sample scores."""
-    variant = Variant.parse(item.variant)
-    how = effective_mode(variant.masked, mode)
+    modes = applied_modes(Variant.parse(item.variant), mode)
     row: dict[str, Any] = {"task": item.task, "sample_id": item.sample_id, "variant": item.variant,
-                           "mask_mode": how.value if how else None, "request_key": item.key,
+                           "mask_mode": ",".join(f"{m}:{how}" for m, how in modes.items()) or None, "request_key": item.key,
                            "label": item.sample.label if item.sample else None, "error": item.error,
                            "cached": item.cached, "request": item.request, "response": item.response}
     if item.error is None and item.sample is not None and item.response is not None:

@@ -125,8 +125,8 @@ def test_zero_features_needs_a_backend_that_can(tmp_path):
         run_eval(_config(tmp_path, specs, ["mini"], mask_mode=MaskMode.ZERO_FEATURES), backend=plain)
     out = run_eval(_config(tmp_path, specs, ["mini"], mask_mode=MaskMode.ZERO_FEATURES), backend=ScriptedBackend())
     modes = {r["variant"]: r["mask_mode"] for r in out.rows}
-    assert modes == {"full": None, "mask:video": "zero-features", "mask:audio": "zero-features",
-                     "mask:text": "blank"}
+    assert modes == {"full": None, "mask:video": "video:zero-features", "mask:audio": "audio:zero-features",
+                     "mask:text": "text:blank"}
 
 
 def test_groups_average_primary_metrics(tmp_path):
