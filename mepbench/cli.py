@@ -81,7 +81,8 @@ def eval_cmd(
     model_arg: list[str] = typer.Option([], "--model-arg", help="Backend option key=value (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="At most N samples per task."),
     variants: Optional[str] = typer.Option(None, help="Restrict variants, e.g. full,mask:video."),
-    mask_mode: MaskMode = typer.Option(MaskMode.DROP, help="How masked modalities are removed."),
+    mask_mode: Optional[MaskMode] = typer.Option(None, help="How masked modalities are removed (default: each "
+                                                 "task's own; drop for classification tasks)."),
     data_root: Optional[Path] = typer.Option(None, help="Root folder of the task data."),
     output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<time>)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (default $MEPBENCH_CACHE or ~/.cache/mepbench)."),

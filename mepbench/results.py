@@ -45,7 +45,7 @@ def git_state(path: Path) -> dict[str, Any]:
 
 def _config_dict(config: EvalConfig) -> dict[str, Any]:
     data = asdict(config)
-    data["mask_mode"] = config.mask_mode.value
+    data["mask_mode"] = config.mask_mode.value if config.mask_mode else None
     return json.loads(json.dumps(data, default=str))
 
 
@@ -67,7 +67,7 @@ def build_results(output: RunOutput, config: EvalConfig) -> dict[str, Any]:
             "model_fingerprint": output.backend.fingerprint(),
             "generation": {name: asdict(t.params) for name, t in output.task_objects.items()},
             "task_fingerprints": {name: t.fingerprint() for name, t in output.task_objects.items()},
-            "mask_mode": config.mask_mode.value,
+            "mask_mode": {name: agg["mask_mode"] for name, agg in output.tasks.items()},
             "seed": config.seed,
             "bootstrap_resamples": config.bootstrap,
             "example_request": _request_json(first) if first else None,
@@ -97,10 +97,11 @@ def sample_frame(output: RunOutput) -> "Any":
     for row in output.rows:
         request: Request | None = row["request"]
         response: Response | None = row["response"]
-        extra = {k: v for k, v in row.items() if k not in ("request", "response")}
+        extra = {k: v for k, v in row.items() if k not in ("request", "response", "sample")}
         records.append({
-            **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "mask_mode", "request_key", "error",
-                                          "cached")},
+            **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "item", "mask_mode", "request_key",
+                                          "error", "cached")},
+            "target": json.dumps(extra.pop("target")) if row["target"] else None,
             "label": json.dumps(extra.pop("label")),
             "pred": extra.pop("pred", None),
             "correct": extra.pop("correct", None),

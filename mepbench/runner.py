@@ -16,6 +16,7 @@ from mepbench.cache import ResponseCache, default_cache_dir, request_key
 from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.tasks import Task, TaskContext, TaskRegistry
+from mepbench.tasks.base import Cell
 from mepbench.types import Modality, Request, Response, Sample, TextPart
 
 MEDIA_COST = {"video": 8.0, "audio": 2.0, "image": 1.0}
@@ -31,7 +32,7 @@ class EvalConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None
     variants: list[str] | None = None
-    mask_mode: MaskMode = MaskMode.DROP
+    mask_mode: MaskMode | None = None
     data_root: Path | None = None
     output_dir: Path | None = None
     cache_dir: Path | None = None
@@ -53,12 +54,14 @@ class RunFailed(RuntimeError):
 
 @dataclass
 class WorkItem:
-    """One (task, sample, variant) cell of the run."""
+    """One (task, sample, variant, item) cell of the run."""
 
     task: str
     sample_id: str
     variant: str
     sample: Sample | None
+    item: str = ""
+    target: dict[str, Any] = field(default_factory=dict)
     request: Request | None = None
     key: str | None = None
     response: Response | None = None
@@ -99,17 +102,28 @@ def _check_capabilities(request: Request, backend: Backend) -> str | None:
     return None
 
 
-def _prepare(task: Task, sample: Sample, variant: Variant, config: EvalConfig, backend: Backend,
-             model_fp: str) -> WorkItem:
-    item = WorkItem(task.name, sample.id, variant.name, sample)
-    item.request = task.build_request(sample, variant, config.mask_mode)
-    item.error = _check_capabilities(item.request, backend)
+def _prepare(task: Task, sample: Sample, cell: Cell, backend: Backend, model_fp: str) -> WorkItem:
+    item = WorkItem(task.name, sample.id, cell.variant, sample, cell.item, cell.target, cell.request)
+    item.error = _check_capabilities(cell.request, backend)
     if item.error is None:
         try:
-            item.key = request_key(item.request, model_fp, backend.capabilities.keyed_by_sample)
+            item.key = request_key(cell.request, model_fp, backend.capabilities.keyed_by_sample)
         except MediaError as exc:
-            item.error = f"{exc} (sample {sample.id!r}, field {_media_field(item.request, exc.path)!r})"
+            item.error = f"{exc} (sample {sample.id!r}, field {_media_field(cell.request, exc.path)!r})"
     return item
+
+
+def task_mask_mode(task: Task, config: EvalConfig, backend: Backend) -> MaskMode:
+    """The mask mode for `task`: the user's choice, else the task's own; a task default of
+    `zero-features` falls back to `blank` on backends that cannot zero features (a user's explicit
+    choice is an error there instead)."""
+    if config.mask_mode is not None:
+        if config.mask_mode is MaskMode.ZERO_FEATURES and not backend.capabilities.feature_masking:
+            raise ValueError(f"backend {backend.name} cannot zero processor features; use --mask-mode drop or blank")
+        return config.mask_mode
+    if task.mask_mode is MaskMode.ZERO_FEATURES and not backend.capabilities.feature_masking:
+        return MaskMode.BLANK
+    return task.mask_mode
 
 
 def _cost(request: Request) -> float:
@@ -117,7 +131,8 @@ def _cost(request: Request) -> float:
     return sum(MEDIA_COST.get(p.type, 1.0) for p in request.media_parts()) * 100 + text / 4
 
 
-def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend) -> tuple[list[WorkItem], dict[str, Task]]:
+def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend
+           ) -> tuple[list[WorkItem], dict[str, Task], dict[str, MaskMode]]:
     """Load every task and build its work items. A data problem found while preparing any variant of a
     sample (missing file, unsupported modality) fails all its variants, so every variant is scored on
     the same samples; loader failures become failed items for each variant."""
@@ -125,15 +140,17 @@ def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend) -> tupl
     wanted = [Variant.parse(v) for v in config.variants] if config.variants else None
     items: list[WorkItem] = []
     tasks: dict[str, Task] = {}
+    modes: dict[str, MaskMode] = {}
     model_fp = backend.fingerprint()
     for name in registry.resolve(config.tasks):
         task = tasks[name] = registry.create(name, context)
+        mode = modes[name] = task_mask_mode(task, config, backend)
         variants = [v for v in task.variants if wanted is None or v in wanted]
         if not variants:
             raise ValueError(f"task {name!r} has none of the requested variants {config.variants}")
         loaded = task.load(config.limit)
         for sample in loaded.samples:
-            cells = [_prepare(task, sample, v, config, backend, model_fp) for v in variants]
+            cells = [_prepare(task, sample, c, backend, model_fp) for c in task.expand(sample, variants, mode)]
             data_error = next((c.error for c in cells if c.error), None)
             for cell in cells:
                 cell.error = data_error
@@ -141,7 +158,7 @@ def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend) -> tupl
         for j, err in enumerate(loaded.errors):
             items.extend(WorkItem(name, err.sample_id or f"<invalid row {j}>", v.name, None, error=str(err))
                          for v in variants)
-    return items, tasks
+    return items, tasks, modes
 
 
 def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCache | None, config: EvalConfig,
@@ -176,9 +193,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
     if backend is None:
         backend = create_backend(config.backend, resolve_model(config.model, cache_dir),
                                  batch_size=config.batch_size, **config.model_args)
-    if config.mask_mode is MaskMode.ZERO_FEATURES and not backend.capabilities.feature_masking:
-        raise ValueError(f"backend {backend.name} cannot zero processor features; use --mask-mode drop or blank")
-    items, tasks = expand(config, registry, backend)
+    items, tasks, modes = expand(config, registry, backend)
     if config.fail_fast and (bad := next((i for i in items if i.error), None)):
         raise RunFailed(bad.error)
     use_cache = config.use_cache and backend.capabilities.cacheable
@@ -198,11 +213,15 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
                 item.error = item.response.error
     if cache:
         cache.close()
-    rows = [score_row(i, tasks[i.task], config.mask_mode) for i in items]
-    aggregates = {name: t.aggregate([r for r in rows if r["task"] == name], config.bootstrap, config.seed)
-                  for name, t in tasks.items()}
+    rows = [base_row(i, modes[i.task]) for i in items]
+    aggregates = {}
+    for name, task in tasks.items():
+        task_rows = [r for r in rows if r["task"] == name]
+        task.score_rows(task_rows)
+        aggregates[name] = task.aggregate(task_rows, config.bootstrap, config.seed)
     for name, agg in aggregates.items():
         agg.update(primary_metric=tasks[name].primary_metric, fingerprint=tasks[name].fingerprint(),
+                   mask_mode=modes[name].value,
                    n_samples=len({r["sample_id"] for r in rows if r["task"] == name}),
                    n_failed=sum(1 for r in rows if r["task"] == name and r["error"]))
     stats = {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
@@ -212,16 +231,13 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
                      tasks, backend)
 
 
-def score_row(item: WorkItem, task: Task, mode: MaskMode) -> dict[str, Any]:
-    """One samples.parquet row: identity, request, response, parsed answer and per-sample scores."""
+def base_row(item: WorkItem, mode: MaskMode) -> dict[str, Any]:
+    """One samples.parquet row before scoring: identity, target, request, response and error."""
     modes = applied_modes(Variant.parse(item.variant), mode)
-    row: dict[str, Any] = {"task": item.task, "sample_id": item.sample_id, "variant": item.variant,
-                           "mask_mode": ",".join(f"{m}:{how}" for m, how in modes.items()) or None, "request_key": item.key,
-                           "label": item.sample.label if item.sample else None, "error": item.error,
-                           "cached": item.cached, "request": item.request, "response": item.response}
-    if item.error is None and item.sample is not None and item.response is not None:
-        row.update(task.score(item.sample, item.response))
-    return row
+    return {"task": item.task, "sample_id": item.sample_id, "variant": item.variant, "item": item.item,
+            "mask_mode": ",".join(f"{m}:{how}" for m, how in modes.items()) or None, "request_key": item.key,
+            "label": item.sample.label if item.sample else None, "target": item.target, "error": item.error,
+            "cached": item.cached, "sample": item.sample, "request": item.request, "response": item.response}
 
 
 def group_scores(registry: TaskRegistry, requested: list[str], aggregates: dict[str, dict[str, Any]],

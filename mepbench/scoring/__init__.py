@@ -1,6 +1,58 @@
-"""The shared scorers: answer parsing and metrics, imported by tasks and by the trainer's rewards."""
+"""The shared scorers: answer parsing, metrics, cue extraction, embedding match, utilization, the Omni-Perception
+Reward and routing, probes and TRL reward adapters — imported by tasks and by the trainer's rewards."""
 
 from mepbench.scoring.answer import ParsedAnswer, match_label, parse_answer
-from mepbench.scoring.metrics import METRICS, Estimate
+from mepbench.scoring.cues import (
+    DEFAULT_LEXICON,
+    CueExtractor,
+    Cues,
+    ExtractionResult,
+    LexiconCueExtractor,
+    LLMCueExtractor,
+    parse_cue_json,
+    reasoning_text,
+)
+from mepbench.scoring.embedding import (
+    DEFAULT_EMBEDDER,
+    PAPER_EMBEDDER,
+    Embedder,
+    EmbeddingCache,
+    SentenceEmbedder,
+    cosine_matrix,
+    default_embedder,
+)
+from mepbench.scoring.metrics import METRICS, Estimate, mean_estimate
+from mepbench.scoring.probes import FaithfulnessScore, ProbeScore, faithfulness, parse_yes_no, probe_accuracy
+from mepbench.scoring.recovery import (
+    CONJUNCTIONS,
+    DEFAULT_DELTA,
+    Clause,
+    OmniPerception,
+    RoutedClause,
+    completion_clauses,
+    hit_scores,
+    omni_perception,
+    route,
+    score_completion,
+    split_clauses,
+    think_span,
+)
+from mepbench.scoring.rewards import (
+    accuracy_reward,
+    completion_text,
+    cue_recovery_reward,
+    format_reward,
+    make_cue_recovery_reward,
+)
+from mepbench.scoring.utilization import DEFAULT_TAU, CueMatch, RecallRecord, UtilizationReport, cue_recall
 
-__all__ = ["METRICS", "Estimate", "ParsedAnswer", "match_label", "parse_answer"]
+__all__ = [
+    "CONJUNCTIONS", "DEFAULT_DELTA", "DEFAULT_EMBEDDER", "DEFAULT_LEXICON", "DEFAULT_TAU", "METRICS", "PAPER_EMBEDDER",
+    "Clause", "CueExtractor", "CueMatch", "Cues", "Embedder", "EmbeddingCache", "Estimate", "ExtractionResult",
+    "FaithfulnessScore", "LLMCueExtractor", "LexiconCueExtractor", "OmniPerception", "ParsedAnswer", "ProbeScore",
+    "RecallRecord", "RoutedClause", "SentenceEmbedder", "UtilizationReport", "accuracy_reward", "completion_clauses",
+    "completion_text", "cosine_matrix", "cue_recall", "cue_recovery_reward", "default_embedder", "faithfulness",
+    "format_reward", "hit_scores", "make_cue_recovery_reward", "match_label", "mean_estimate", "omni_perception",
+    "parse_answer", "parse_cue_json", "parse_yes_no", "probe_accuracy", "reasoning_text", "route",
+    "score_completion", "split_clauses", "think_span",
+]

@@ -96,3 +96,17 @@ def flip_rate(full: np.ndarray, masked: np.ndarray, idx: np.ndarray) -> Estimate
         return Estimate(float("nan"), float("nan"), float("nan"))
     flips = (full != masked).astype(float)
     return _estimate(flips.mean(), flips[idx].mean(axis=-1))
+
+
+def mean_estimate(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> Estimate:
+    """Mean of per-sample scores (a macro average) with a percentile-bootstrap CI; empty input gives NaN."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    idx = bootstrap_indices(values.size, resamples, seed)
+    return _estimate(values.mean(), values[idx].mean(axis=-1))
+
+
+def bootstrap_estimate(value: float, boot: np.ndarray) -> Estimate:
+    """A point value with the 95% percentile interval of its bootstrap replicates `boot`."""
+    return _estimate(value, np.asarray(boot, dtype=float))

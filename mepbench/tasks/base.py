@@ -25,6 +25,17 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One request a task makes for a sample: its variant, an item name ("" for the main question,
+    e.g. `probe:video:0` for extra questions) and the target the scorer checks the answer against."""
+
+    variant: str
+    item: str
+    request: Request
+    target: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskContext:
     """Where a task finds its data and may cache derived files."""
 
@@ -43,6 +54,7 @@ class Task(ABC):
     metrics: tuple[str, ...] = ("accuracy", "macro_f1")
     primary_metric: str = "accuracy"
     params: GenerationParams = GenerationParams()
+    mask_mode: MaskMode = MaskMode.DROP
 
     def __init__(self, context: TaskContext):
         self.context = context
@@ -55,10 +67,21 @@ class Task(ABC):
     def build_request(self, sample: Sample, variant: Variant, mode: MaskMode) -> Request:
         """The request for one sample under one variant and mask mode."""
 
+    def expand(self, sample: Sample, variants: list[Variant], mode: MaskMode) -> list[Cell]:
+        """Every request for one sample: by default the main question under each variant."""
+        return [Cell(v.name, "", self.build_request(sample, v, mode)) for v in variants]
+
     def fingerprint(self) -> str:
         """Hash of everything that defines the task's prompts and scoring (recorded in results)."""
         blob = repr((self.name, self.labels, sorted(self.synonyms.items()), self.metrics, self.params))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Add per-sample scores to every successful row in place; tasks needing batched scoring
+        resources (an extractor model, an embedder) override this."""
+        for row in rows:
+            if row["error"] is None and row["sample"] is not None:
+                row.update(self.score(row["sample"], row["response"]))
 
     def score(self, sample: Sample, response: Response) -> dict[str, Any]:
         """Per-sample fields: parsed prediction, correctness and format compliance."""
@@ -77,6 +100,8 @@ class Task(ABC):
         by_variant: dict[str, dict[str, tuple[int, int]]] = {}
         failed: dict[str, int] = {}
         for r in rows:
+            if r.get("item"):
+                continue
             truth = code.get(r["label"], -2)
             pred = -1 if r.get("error") else code.get(r.get("pred"), -1)
             by_variant.setdefault(r["variant"], {})[r["sample_id"]] = (truth, pred)

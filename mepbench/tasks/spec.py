@@ -21,7 +21,7 @@ from mepbench.tasks.loaders import get_loader
 from mepbench.types import GenerationParams, Message, Request, Sample, TextPart
 
 TASK_KEYS = {"task", "description", "dataset", "prompt", "labels", "synonyms", "metrics", "primary_metric",
-             "variants", "generation", "tags"}
+             "variants", "generation", "mask_mode", "tags", "class", "scoring"}
 
 
 class SpecError(ValueError):
@@ -62,6 +62,7 @@ class SpecTask(Task):
         self.metrics = tuple(spec.get("metrics") or ("accuracy", "macro_f1"))
         self.primary_metric = spec.get("primary_metric", self.metrics[0])
         self.variants = tuple(Variant.parse(v) for v in spec.get("variants") or ["full"])
+        self.mask_mode = MaskMode(spec.get("mask_mode", MaskMode.DROP.value))
         gen = spec.get("generation") or {}
         known = {f.name for f in fields(GenerationParams)}
         if set(gen) - known:
