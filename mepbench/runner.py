@@ -37,6 +37,10 @@ class EvalConfig:
     output_dir: Path | None = None
     cache_dir: Path | None = None
     include_paths: list[Path] = field(default_factory=list)
+    judge_model: str | None = None
+    judge_backend: str = "hf"
+    judge_args: dict[str, Any] = field(default_factory=dict)
+    embedder: str | None = None
     batch_size: int = 8
     seed: int = 0
     bootstrap: int = 1000
@@ -131,12 +135,23 @@ def _cost(request: Request) -> float:
     return sum(MEDIA_COST.get(p.type, 1.0) for p in request.media_parts()) * 100 + text / 4
 
 
+def make_context(config: EvalConfig) -> TaskContext:
+    """The task context of a run: data and cache folders, the judge backend (when `judge_model` is set)
+    and the embedder override."""
+    cache_dir = config.resolved_cache_dir()
+    judge = None
+    if config.judge_model:
+        judge = create_backend(config.judge_backend, resolve_model(config.judge_model, cache_dir),
+                               batch_size=config.batch_size, **config.judge_args)
+    return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judge, config.embedder)
+
+
 def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend
            ) -> tuple[list[WorkItem], dict[str, Task], dict[str, MaskMode]]:
     """Load every task and build its work items. A data problem found while preparing any variant of a
     sample (missing file, unsupported modality) fails all its variants, so every variant is scored on
     the same samples; loader failures become failed items for each variant."""
-    context = TaskContext(Path(config.data_root) if config.data_root else None, config.resolved_cache_dir())
+    context = make_context(config)
     wanted = [Variant.parse(v) for v in config.variants] if config.variants else None
     items: list[WorkItem] = []
     tasks: dict[str, Task] = {}

@@ -46,13 +46,19 @@ def broken_dataset(root: Path, n_good: int = 6) -> Path:
     return manifest
 
 
-def copy_builtin_spec(folder: Path, name: str, n: int) -> Path:
-    """The built-in mep-synth spec renamed to `name` with a smaller suite, for fast end-to-end runs."""
+def copy_builtin_spec(folder: Path, name: str, n: int, mep: bool = False) -> Path:
+    """The built-in mep-synth spec renamed to `name` with a smaller suite, for fast end-to-end runs; unless
+    `mep`, reduced to a plain classification task (no probes, four variants, drop masks)."""
     from mepbench.tasks.registry import builtin_spec_dir
 
     spec = yaml.safe_load((builtin_spec_dir() / "mep-synth.yaml").read_text())
     spec["task"] = name
     spec["dataset"]["n"] = n
+    if not mep:
+        for key in ("class", "scoring", "mask_mode"):
+            spec.pop(key)
+        spec["prompt"] = {k: v for k, v in spec["prompt"].items() if not k.startswith("probe")}
+        spec["variants"] = ["full", "mask:video", "mask:audio", "mask:text"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     return folder

@@ -41,7 +41,8 @@ def _cached_entries(cache: Path) -> int:
 
 def _metrics(run_dir: Path) -> dict:
     results = json.loads((run_dir / "results.json").read_text())
-    return {name: {"variants": t["variants"], "reliance": t["reliance"]} for name, t in results["tasks"].items()}
+    keys = ("variants", "reliance", "utilization", "faithfulness", "summary")
+    return {name: {k: t[k] for k in keys} for name, t in results["tasks"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,17 @@ def test_default_run_prints_table_and_writes_results(default_run):
     results = json.loads((root / "run" / "results.json").read_text())
     task = results["tasks"]["mep-synth"]
     assert task["n_samples"] == 200 and task["n_failed"] == 0
-    assert set(task["variants"]) == {"full", "mask:video", "mask:audio", "mask:text"}
+    assert set(task["variants"]) == {"full", "mask:video", "mask:audio", "mask:text", "mask:video+audio"}
     assert results["metadata"]["model"]["model_type"] == "qwen2_5_omni_thinker"
-    assert results["stats"]["generated"] == 800
+    assert task["mask_mode"] == "zero-features" and "perception" in done.stdout
+    summary = task["summary"]
+    assert set(summary) >= {"utilization_recall", "acc_at_v", "acc_at_a", "control_acc_v", "balanced_faithfulness_a",
+                            "text_alone_accuracy"} and all(v is not None for v in summary.values())
+    stats = results["stats"]
+    assert stats["generated"] == stats["requests"] > 1000
     frame = pd.read_parquet(root / "run" / "samples.parquet")
-    assert len(frame) == 800 and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
+    assert len(frame) == stats["requests"] and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
+    assert frame["item"].str.startswith("probe:").sum() == frame["item"].str.startswith("control:").sum() > 0
     assert (root / "cache" / "models" / "tiny-omni" / "model.safetensors").is_file()
 
 
@@ -82,11 +89,12 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _cached_entries(cache)
-    assert 200 <= before < 800 and not (tmp_path / "killed" / "results.json").exists()
+    total = json.loads((root / "run" / "results.json").read_text())["stats"]["requests"]
+    assert 200 <= before < total and not (tmp_path / "killed" / "results.json").exists()
     resumed = _mepbench("eval", "--output-dir", "resumed", cache=cache, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     stats = json.loads((tmp_path / "resumed" / "results.json").read_text())["stats"]
-    assert stats["cache_hits"] == before and stats["generated"] == 800 - before
+    assert stats["cache_hits"] == before and stats["generated"] == total - before
     assert _metrics(tmp_path / "resumed") == _metrics(root / "run")
 
 
@@ -116,7 +124,8 @@ def test_tasks_and_cache_commands(default_run):
     assert listed.returncode == 0 and "mep-synth" in listed.stdout
     info = _mepbench("cache", "info", cache=root / "cache", cwd=root)
     entries = int(info.stdout.split("entries:")[1].split()[0])
-    assert entries >= 800, "the default run's 800 responses are cached"
+    total = json.loads((root / "run" / "results.json").read_text())["stats"]["requests"]
+    assert entries >= total, "every response of the default run is cached"
 
 
 def test_cache_clear_and_bad_flags(tmp_path):

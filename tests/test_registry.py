@@ -17,7 +17,7 @@ def test_builtin_mep_synth_spec_is_found_and_renders(tmp_path):
     registry = TaskRegistry()
     assert "mep-synth" in registry.tasks
     task = registry.create("mep-synth", TaskContext(None, tmp_path))
-    assert [v.name for v in task.variants] == ["full", "mask:video", "mask:audio", "mask:text"]
+    assert [v.name for v in task.variants] == ["full", "mask:video", "mask:audio", "mask:text", "mask:video+audio"]
     sample = Sample(id="x", video="/v.mp4", audio="/a.wav", subtitle="I won!")
     full = task.build_request(sample, Variant(), MaskMode.DROP)
     user = full.messages[-1]

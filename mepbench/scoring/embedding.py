@@ -176,3 +176,26 @@ def default_embedder(model: str = DEFAULT_EMBEDDER, device: str = "cpu") -> Embe
     """A process-wide cached embedder (the model loads once per process on first use), at most 200k texts in
     memory (about 300 MB of 384-d vectors)."""
     return EmbeddingCache(SentenceEmbedder(model, device), max_entries=200_000)
+
+
+class ExactEmbedder:
+    """Exact-phrase matching as an embedder: each normalised text (lower-cased, whitespace collapsed) maps to a
+    fixed pseudo-random unit vector in 1024 dimensions seeded by its hash, so identical phrases have cosine 1
+    and different phrases |cos| < 0.3 (more than 9 standard deviations below any usable τ or δ).
+    Used where reference and predicted cues come from one fixed vocabulary (mep-synth), so every utilization
+    number can be checked by hand, and because a general embedder conflates opposites ("high pitch" vs
+    "low pitch" are 0.87 apart in MiniLM)."""
+
+    name = "exact"
+    DIM = 1024
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One deterministic unit vector per text."""
+        rows = [np.random.default_rng(int(text_key(" ".join(t.lower().split()))[:16], 16)).standard_normal(self.DIM)
+                for t in texts]
+        return normalize_rows(np.array(rows).reshape(len(texts), self.DIM))
+
+
+def make_embedder(name: str, device: str = "cpu") -> Embedder:
+    """`exact`, or a sentence-transformers model by name (cached per process)."""
+    return ExactEmbedder() if name == "exact" else default_embedder(name, device)

@@ -76,7 +76,8 @@ class SpecTask(Task):
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(search),
                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         try:
-            self._templates = {role: env.get_template(prompt[role]) for role in ("system", "user") if prompt.get(role)}
+            self._templates = {role: env.get_template(name) for role, name in prompt.items()
+                               if isinstance(name, str) and name.endswith(".jinja")}
         except jinja2.TemplateNotFound as exc:
             raise SpecError(f"{self.spec_path}: prompt template not found: {exc}") from exc
         self._template_sources = {role: Path(t.filename or "").read_text(encoding="utf-8")
@@ -98,20 +99,41 @@ class SpecTask(Task):
         return self._templates[role].render(**ctx).strip()
 
     def build_request(self, sample: Sample, variant: Variant, mode: MaskMode) -> Request:
-        """Mask, then render system and user turns; media parts come before the question text."""
+        """The main question: the `system` and `user` templates under the variant's mask."""
+        return self.chat(sample, variant, mode, "system", "user", self.params)
+
+    def chat(self, sample: Sample, variant: Variant, mode: MaskMode, system: str, user: str,
+             params: GenerationParams, **extra: Any) -> Request:
+        """Mask, then render a system and a user template; media parts come before the question text."""
         view = apply_mask(sample, variant, mode)
         ctx = {"subtitle": view.subtitle, "has_video": view.video is not None and "video" in self.media,
                "has_audio": view.audio is not None and "audio" in self.media,
-               "labels": self.labels, "sample": sample}
+               "labels": self.labels, "sample": sample, **extra}
         messages = []
-        if "system" in self._templates:
-            messages.append(Message("system", (TextPart(self.render("system", **ctx)),)))
+        if system in self._templates:
+            messages.append(Message("system", (TextPart(self.render(system, **ctx)),)))
         parts = [p for p in (view.video, view.audio) if p is not None and p.type in self.media]
-        messages.append(Message("user", (*parts, TextPart(self.render("user", **ctx)))))
-        return Request(tuple(messages), self.params, view.zero_features, sample.id, variant.name)
+        messages.append(Message("user", (*parts, TextPart(self.render(user, **ctx)))))
+        return Request(tuple(messages), params, view.zero_features, sample.id, variant.name)
+
+
+def _task_class(name: str | None, path: Path) -> type[SpecTask]:
+    if name is None:
+        return SpecTask
+    from importlib import import_module
+
+    module, _, attr = (name if ":" in name else f"mepbench.tasks.{name}:{name.upper()}Task").partition(":")
+    try:
+        cls = getattr(import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"{path}: task class {name!r} not found ({exc})") from exc
+    if not (isinstance(cls, type) and issubclass(cls, SpecTask)):
+        raise SpecError(f"{path}: task class {name!r} is not a SpecTask subclass")
+    return cls
 
 
 def make_spec_task(spec: dict[str, Any], path: Path) -> type[SpecTask]:
-    """A SpecTask subclass bound to one spec, so the registry can hold classes uniformly."""
-    return type(f"SpecTask_{spec['task']}", (SpecTask,), {"spec": spec, "spec_path": path, "name": spec["task"],
-                                                          "description": spec.get("description", "")})
+    """A subclass of the spec's `class` (default SpecTask; `mep` or `module:Class`) bound to one spec."""
+    base = _task_class(spec.get("class"), path)
+    return type(f"{base.__name__}_{spec['task']}", (base,), {"spec": spec, "spec_path": path, "name": spec["task"],
+                                                             "description": spec.get("description", "")})
