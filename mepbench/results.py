@@ -101,7 +101,7 @@ def sample_frame(output: RunOutput) -> "Any":
         records.append({
             **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "item", "mask_mode", "request_key",
                                           "error", "cached")},
-            "target": json.dumps(extra.pop("target")) if row["target"] else None,
+            "target": json.dumps(target) if (target := extra.pop("target")) else None,
             "label": json.dumps(extra.pop("label")),
             "pred": extra.pop("pred", None),
             "correct": extra.pop("correct", None),
