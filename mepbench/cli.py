@@ -51,8 +51,11 @@ def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int]
     return start
 
 
-def _fmt(est: dict[str, float]) -> str:
-    return f"{100 * est['value']:.1f} [{100 * est['ci_low']:.1f}, {100 * est['ci_high']:.1f}]"
+def _fmt(est: dict[str, float], scale: float = 1) -> str:
+    factor = 100 / scale
+    if "ci_low" not in est:
+        return f"{factor * est['value']:.2f}"
+    return f"{factor * est['value']:.1f} [{factor * est['ci_low']:.1f}, {factor * est['ci_high']:.1f}]"
 
 
 def _perception_table(name: str, agg: dict[str, Any]) -> Table:
@@ -83,14 +86,17 @@ def print_results(results: dict[str, Any]) -> None:
             table.add_column(col, justify="left" if col == "variant" else "right")
         for variant, v in agg["variants"].items():
             flip = agg["reliance"].get(variant, {}).get("flip_rate")
-            table.add_row(variant, str(v["n"]), str(v["failed"]), *(_fmt(v["metrics"][m]) for m in metrics),
-                          _fmt(flip) if flip else "—")
+            table.add_row(variant, str(v["n"]), str(v["failed"]),
+                          *(_fmt(v["metrics"][m], agg.get("scale", 1)) for m in metrics), _fmt(flip) if flip else "—")
         console.print(table)
         if "faithfulness" in agg:
             console.print(_perception_table(name, agg))
+        if "selected_checkpoint" in agg:
+            console.print(f"{name}: checkpoint {agg['selected_checkpoint']} ({agg['checkpoint_select']}) of "
+                          f"{len(agg['checkpoints'])}")
     for name, group in results["groups"].items():
         mean = group["mean"]
-        console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{100 * mean:.2f}'}")
+        console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{mean:.2f}'}")
     s = results["stats"]
     console.print(f"{s['requests']} requests, {s['unique_requests']} unique, {s['cache_hits']} from cache, "
                   f"{s['generated']} generated in {s['generation_seconds']:.1f}s, {s['failed']} failed")
@@ -117,6 +123,14 @@ def eval_cmd(
                                                       "Qwen/Qwen3-Embedding-0.6B or a path (overrides the task's)."),
     cue_extractor: Optional[str] = typer.Option(None, help="Cue extractor: llm (needs --judge-model) or lexicon "
                                                            "(offline; overrides the task's)."),
+    wheel_dir: Optional[Path] = typer.Option(None, help="Emotion-wheel folder for MER-UniBench scoring "
+                                                        "(or $MEPBENCH_WHEEL_DIR)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow unpickling AffectGPT label/answer .npz "
+                                      "files (or MEPBENCH_ALLOW_PICKLE=1); only for files you trust."),
+    extraction_mode: Optional[str] = typer.Option(None, help="MER-UniBench extraction: deterministic (default) "
+                                                              "or upstream (the published sampling)."),
+    checkpoint_select: str = typer.Option("best", help="Replay of an AffectGPT results folder: best, last, a "
+                                                       "checkpoint name or an epoch."),
     batch_size: int = typer.Option(8, help="Requests per backend call."),
     seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
@@ -132,12 +146,17 @@ def eval_cmd(
                         mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
                         include_paths=list(include_path), judge_model=judge_model, judge_backend=judge_backend,
                         judge_args=parse_model_args(judge_arg), embedder=embedder, cue_extractor=cue_extractor,
-                        batch_size=batch_size,
+                        wheel_dir=wheel_dir, allow_pickle=allow_pickle, extraction_mode=extraction_mode,
+                        checkpoint_select=checkpoint_select, batch_size=batch_size,
                         seed=seed, bootstrap=bootstrap, use_cache=not no_cache, fail_fast=fail_fast)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay
+
+    replaying = backend == "replay" and is_affectgpt_results(model)
     with Progress(*columns, console=console, transient=False) as progress:
-        output = run_eval(config, progress=_progress_factory(progress))
+        runner = run_affectgpt_replay if replaying else run_eval
+        output = runner(config, progress=_progress_factory(progress))
     directory = output_dir or default_output_dir(config)
     results = write_run(output, config, directory)
     print_results(results)

@@ -6,6 +6,7 @@ the backend only for what is missing. Per-sample failures are recorded and count
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ class EvalConfig:
     judge_args: dict[str, Any] = field(default_factory=dict)
     embedder: str | None = None
     cue_extractor: str | None = None
+    wheel_dir: Path | None = None
+    allow_pickle: bool = False
+    extraction_mode: str | None = None
+    checkpoint_select: str = "best"
     batch_size: int = 8
     seed: int = 0
     bootstrap: int = 1000
@@ -136,7 +141,7 @@ def _cost(request: Request) -> float:
     return sum(MEDIA_COST.get(p.type, 1.0) for p in request.media_parts()) * 100 + text / 4
 
 
-def make_context(config: EvalConfig) -> TaskContext:
+def make_context(config: EvalConfig, backend: Backend) -> TaskContext:
     """The task context of a run: data and cache folders, the judge backend (when `judge_model` is set)
     and the embedder override."""
     cache_dir = config.resolved_cache_dir()
@@ -144,16 +149,19 @@ def make_context(config: EvalConfig) -> TaskContext:
     if config.judge_model:
         judge = create_backend(config.judge_backend, resolve_model(config.judge_model, cache_dir),
                                batch_size=config.batch_size, **config.judge_args)
+    allow_pickle = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
     return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judge, config.embedder,
-                       config.cue_extractor)
+                       config.cue_extractor, Path(config.wheel_dir) if config.wheel_dir else None, allow_pickle,
+                       media_required=not backend.capabilities.keyed_by_sample,
+                       extraction_mode=config.extraction_mode)
 
 
-def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend
+def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context: TaskContext | None = None
            ) -> tuple[list[WorkItem], dict[str, Task], dict[str, MaskMode]]:
     """Load every task and build its work items. A data problem found while preparing any variant of a
     sample (missing file, unsupported modality) fails all its variants, so every variant is scored on
     the same samples; loader failures become failed items for each variant."""
-    context = make_context(config)
+    context = context or make_context(config, backend)
     wanted = [Variant.parse(v) for v in config.variants] if config.variants else None
     items: list[WorkItem] = []
     tasks: dict[str, Task] = {}
@@ -202,15 +210,17 @@ def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCach
 
 
 def run_eval(config: EvalConfig, backend: Backend | None = None,
-             progress: Callable[[int, int], Callable[[int], None]] | None = None) -> RunOutput:
-    """Run the evaluation described by `config`; `progress(total, cached)` returns a per-batch callback."""
+             progress: Callable[[int, int], Callable[[int], None]] | None = None,
+             context: TaskContext | None = None) -> RunOutput:
+    """Run the evaluation described by `config`; `progress(total, cached)` returns a per-batch callback;
+    `context` replaces the task context built from `config` (e.g. with released extraction caches)."""
     started = time.time()
     cache_dir = config.resolved_cache_dir()
     registry = TaskRegistry(tuple(config.include_paths))
     if backend is None:
         backend = create_backend(config.backend, resolve_model(config.model, cache_dir),
                                  batch_size=config.batch_size, **config.model_args)
-    items, tasks, modes = expand(config, registry, backend)
+    items, tasks, modes = expand(config, registry, backend, context)
     if config.fail_fast and (bad := next((i for i in items if i.error), None)):
         raise RunFailed(bad.error)
     use_cache = config.use_cache and backend.capabilities.cacheable

@@ -55,7 +55,7 @@ def test_bad_files_give_clear_errors(tmp_path):
 
 def test_affectgpt_released_answers_need_pickle_opt_in():
     path = shared_fixture(*AFFECTGPT, "checkpoint_000030_loss_0.602.npz")
-    with pytest.raises(ValueError, match="pickled objects; pass allow_pickle=true"):
+    with pytest.raises(ValueError, match="pickled objects; opt in with --model-arg allow_pickle=true"):
         load_outputs(path)
     backend = create_backend("replay", str(path), allow_pickle=True)
     assert len(backend.outputs) == 411

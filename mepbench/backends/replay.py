@@ -68,8 +68,9 @@ def _load_npz(source: Path, allow_pickle: bool) -> dict[tuple[str, str], str]:
                 return {(str(k), ""): str(v) for k, v in zip(data["filenames"], data["fileitems"])}
     except ValueError as exc:
         if "allow_pickle" in str(exc):
-            raise ValueError(f"{source} holds pickled objects; pass allow_pickle=true (--model-arg "
-                             "allow_pickle=true) only if you trust the file") from exc
+            raise ValueError(f"{source} holds pickled objects; opt in with --model-arg allow_pickle=true (for an "
+                             "AffectGPT results folder: --allow-pickle or MEPBENCH_ALLOW_PICKLE=1) only if you trust "
+                             "the file") from exc
         raise
     raise ValueError(f"{source}: expected arrays 'name2reason' or 'filenames'+'fileitems'")
 

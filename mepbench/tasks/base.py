@@ -38,13 +38,20 @@ class Cell:
 @dataclass(frozen=True)
 class TaskContext:
     """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
-    a judge backend (cue extraction, LLM judging; responses cached) and embedder / cue-extractor overrides."""
+    a judge backend (cue extraction, LLM judging; responses cached), embedder / cue-extractor overrides,
+    MER-UniBench settings (wheel folder, pickle opt-in for label files, released extraction caches,
+    extraction mode), and whether media must exist (not for replayed outputs)."""
 
     data_root: Path | None
     cache_dir: Path
     judge: Any = None
     embedder: str | None = None
     extractor: str | None = None
+    wheel_dir: Path | None = None
+    allow_pickle: bool = False
+    media_required: bool = True
+    openset: Any = None
+    extraction_mode: str | None = None
 
 
 class Task(ABC):
@@ -110,7 +117,7 @@ class Task(ABC):
             pred = -1 if r.get("error") else code.get(r.get("pred"), -1)
             by_variant.setdefault(r["variant"], {})[r["sample_id"]] = (truth, pred)
             failed[r["variant"]] = failed.get(r["variant"], 0) + bool(r.get("error"))
-        out: dict[str, Any] = {"variants": {}, "reliance": {}}
+        out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": 1}
         full = by_variant.get(FULL.name, {})
         for variant, items in by_variant.items():
             ids = sorted(items)

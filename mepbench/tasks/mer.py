@@ -1,0 +1,146 @@
+"""MER-UniBench datasets as tasks (AffectGPT, ICML 2025; benchmarks.md §1): the model answers freely, the
+published extractor turns the answer into an open-set emotion list (and, for sentiment sets, a sentiment
+word), and HIT / WAF+ACC / Fs+P+R are computed exactly as published on the paper's 0–100 scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from mepbench.backends.cached import CachedBackend
+from mepbench.cache import ResponseCache
+from mepbench.masking import FULL
+from mepbench.scoring.mer_metrics import score_checkpoint
+from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
+from mepbench.scoring.wheel import load_wheels
+from mepbench.tasks.base import LoadResult, TaskContext
+from mepbench.tasks.loaders import register_loader
+from mepbench.tasks.mer_data import MerDataset, load_labels, resolve_dataset
+from mepbench.tasks.spec import SpecError, SpecTask
+from mepbench.types import Sample
+
+VIDEO_EXTS = (".mp4", ".avi", ".mkv")
+SECONDARY = {"hit": (), "sentiment": (("ACC", "acc"),), "openset": (("Precision_s", "precision"), ("Recall_s", "recall"))}
+
+
+def _subtitles(folder: Path, spec: MerDataset) -> dict[str, str]:
+    path = folder / spec.subtitle_file
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"name", spec.subtitle_column} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected columns 'name' and {spec.subtitle_column!r}; "
+                             f"found {reader.fieldnames}")
+        return {row["name"]: row[spec.subtitle_column] for row in reader}
+
+
+def _video(folder: Path, name: str) -> Path:
+    dirs = [folder / "video", *sorted(folder.glob("subvideo*"))]
+    for d in dirs:
+        for ext in VIDEO_EXTS:
+            if (d / f"{name}{ext}").is_file():
+                return d / f"{name}{ext}"
+    return folder / "video" / f"{name}.mp4"
+
+
+@register_loader("affectgpt")
+def load_affectgpt(context: TaskContext, name: str, limit: int | None = None, **_: Any) -> LoadResult:
+    """One dataset in AffectGPT's processed layout under `--data-root`: labels (required), transcripts and
+    media. Missing media stay as paths (a per-sample error names them) unless the backend needs none."""
+    if context.data_root is None:
+        raise FileNotFoundError(f"{name} needs --data-root: the folder holding the AffectGPT processed datasets")
+    spec = resolve_dataset(name)
+    labels = load_labels(context.data_root, spec.name, allow_pickle=context.allow_pickle)
+    folder = context.data_root / spec.folder
+    subtitles = _subtitles(folder, spec)
+    samples = []
+    for clip in sorted(labels)[:limit]:
+        video, audio = _video(folder, clip), folder / "audio" / f"{clip}.wav"
+        if not context.media_required:
+            video, audio = (video if video.is_file() else None), (audio if audio.is_file() else None)
+        samples.append(Sample(id=clip, video=str(video) if video else None, audio=str(audio) if audio else None,
+                              subtitle=subtitles.get(clip, ""), label=labels[clip], source=str(folder)))
+    return LoadResult(samples=samples)
+
+
+class MERTask(SpecTask):
+    """A MER-UniBench dataset; the spec's `dataset.name` picks it, its primary metric is the paper's."""
+
+    def __init__(self, context: TaskContext):
+        super().__init__(context)
+        self.dataset = resolve_dataset(self.spec["dataset"].get("name", ""))
+        self.primary_metric = self.dataset.metric
+        self.metrics = (self.dataset.metric,)
+        self.extraction_mode = context.extraction_mode or "deterministic"
+        self._source_id = ""
+
+    def _source(self) -> OpenSetSource:
+        if self.context.openset is not None:
+            return self.context.openset
+        if self.context.judge is None:
+            raise ValueError(f"task {self.name}: open-set extraction needs an extractor model (--judge-model, e.g. "
+                             "Qwen/Qwen2.5-7B-Instruct as published) or released caches (replay of an AffectGPT "
+                             "results folder)")
+        return LLMOpenSet(CachedBackend(self.context.judge, ResponseCache(self.context.cache_dir / "responses")),
+                          self.extraction_mode)
+
+    def _wheels(self) -> Any:
+        folder = self.context.wheel_dir or os.environ.get("MEPBENCH_WHEEL_DIR")
+        if self.dataset.kind == "sentiment":
+            return None
+        if not folder:
+            raise SpecError(f"task {self.name}: scoring needs the emotion-wheel files; pass --wheel-dir or set "
+                            "MEPBENCH_WHEEL_DIR (the folder AffectGPT/emotion_wheel/ of "
+                            "github.com/zeroQiaoba/AffectGPT)")
+        return load_wheels(folder)
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Extract the open-set list (and sentiment) of every answered main row; failures stay empty."""
+        answered = [r for r in rows if not r["item"] and r["error"] is None]
+        source = self._source()
+        self._source_id = source.describe()
+        ids = [r["sample_id"] for r in answered]
+        opensets = source.openset([r["response"].text for r in answered], ids)
+        sentiments = (source.sentiment([o or "[]" for o in opensets], ids) if self.dataset.kind == "sentiment"
+                      else [None] * len(answered))
+        for r, o, s in zip(answered, opensets, sentiments):
+            r.update(openset=o, sentiment=s, extraction_failed=o is None)
+
+    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+        """The published metrics per variant (failed answers score as empty predictions), reliance as the
+        primary-metric drop and the open-set flip rate against `full`."""
+        wheels = self._wheels()
+        out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": 100, "extraction": self._source_id,
+                               "extraction_mode": self.extraction_mode}
+        by_variant: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            if not r["item"]:
+                by_variant.setdefault(r["variant"], {})[r["sample_id"]] = r
+        for variant, cells in by_variant.items():
+            labels = {i: c["label"] for i, c in cells.items()}
+            scored = score_checkpoint(self.dataset.kind, labels, wheels,
+                                      openset={i: c.get("openset") or "[]" for i, c in cells.items()},
+                                      sentiment={i: c.get("sentiment") or "" for i, c in cells.items()},
+                                      source=f"{self.name} {variant}", with_confusion=True)
+            metrics = {self.dataset.metric: {"value": scored.pop("primary")}}
+            metrics.update({name: {"value": scored[key]} for name, key in SECONDARY[self.dataset.kind]})
+            out["variants"][variant] = {
+                "n": len(cells), "failed": sum(1 for c in cells.values() if c["error"]),
+                "extraction_failed": sum(1 for c in cells.values() if c.get("extraction_failed")),
+                "metrics": metrics, "details": scored}
+        full = by_variant.get(FULL.name, {})
+        base = out["variants"].get(FULL.name, {}).get("metrics", {}).get(self.dataset.metric, {}).get("value")
+        for variant, cells in by_variant.items():
+            if variant == FULL.name or base is None:
+                continue
+            shared = sorted(set(cells) & set(full))
+            key = "sentiment" if self.dataset.kind == "sentiment" else "openset"
+            flips = sum(cells[i].get(key) != full[i].get(key) for i in shared)
+            value = out["variants"][variant]["metrics"][self.dataset.metric]["value"]
+            out["reliance"][variant] = {"n": len(shared), "drop": {self.dataset.metric: {"value": base - value}},
+                                        "flip_rate": {"value": flips / len(shared) if shared else float("nan")}}
+        return out
