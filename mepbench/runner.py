@@ -14,8 +14,10 @@ from typing import Any, Callable
 
 from mepbench.backends import Backend, create_backend
 from mepbench.cache import ResponseCache, default_cache_dir, request_key
+from mepbench.judges import build_judges
 from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
+from mepbench.models import resolve_alias
 from mepbench.tasks import Task, TaskContext, TaskRegistry
 from mepbench.tasks.base import Cell
 from mepbench.types import Modality, Request, Response, Sample, TextPart
@@ -38,8 +40,7 @@ class EvalConfig:
     output_dir: Path | None = None
     cache_dir: Path | None = None
     include_paths: list[Path] = field(default_factory=list)
-    judge_model: str | None = None
-    judge_backend: str = "hf"
+    judges: dict[str, str] = field(default_factory=dict)
     judge_args: dict[str, Any] = field(default_factory=dict)
     embedder: str | None = None
     cue_extractor: str | None = None
@@ -92,15 +93,6 @@ class RunOutput:
     backend: Backend
 
 
-def resolve_model(model: str, cache_dir: Path) -> str:
-    """Built-in model aliases (`tiny-omni`) become local paths, built on first use; others pass through."""
-    if model == "tiny-omni":
-        from mepbench.models.tiny_omni import ensure_tiny_omni
-
-        return str(ensure_tiny_omni(cache_dir))
-    return model
-
-
 def _media_field(request: Request, path: str) -> str:
     return next((p.type for p in request.media_parts() if p.path == path), "media")
 
@@ -142,15 +134,11 @@ def _cost(request: Request) -> float:
 
 
 def make_context(config: EvalConfig, backend: Backend) -> TaskContext:
-    """The task context of a run: data and cache folders, the judge backend (when `judge_model` is set)
-    and the embedder override."""
+    """The task context of a run: data and cache folders, the judges by role, and the scoring overrides."""
     cache_dir = config.resolved_cache_dir()
-    judge = None
-    if config.judge_model:
-        judge = create_backend(config.judge_backend, resolve_model(config.judge_model, cache_dir),
-                               batch_size=config.batch_size, **config.judge_args)
+    judges = build_judges(config.judges, cache_dir, config.judge_args, config.batch_size)
     allow_pickle = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
-    return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judge, config.embedder,
+    return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judges, config.embedder,
                        config.cue_extractor, Path(config.wheel_dir) if config.wheel_dir else None, allow_pickle,
                        media_required=not backend.capabilities.keyed_by_sample,
                        extraction_mode=config.extraction_mode)
@@ -218,7 +206,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
     cache_dir = config.resolved_cache_dir()
     registry = TaskRegistry(tuple(config.include_paths))
     if backend is None:
-        backend = create_backend(config.backend, resolve_model(config.model, cache_dir),
+        backend = create_backend(config.backend, resolve_alias(config.model, cache_dir),
                                  batch_size=config.batch_size, **config.model_args)
     items, tasks, modes = expand(config, registry, backend, context)
     if config.fail_fast and (bad := next((i for i in items if i.error), None)):

@@ -103,7 +103,7 @@ def test_llm_extraction_with_a_real_judge_counts_failures(ovmerd, tmp_path, sess
     fails, is counted, and no clip is selected — nothing is dropped silently."""
     root, _ = ovmerd
     done = subprocess.run([str(Path(sys.executable).parent / "mepbench"), "build", "mep-bench", "--data-root",
-                           str(root), "--judge-model", "tiny-omni", "--out-dir", str(tmp_path / "out"),
+                           str(root), "--judge", "tiny-omni", "--out-dir", str(tmp_path / "out"),
                            "--cache-dir", str(session_cache)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     build = json.loads((tmp_path / "out" / "build.json").read_text())

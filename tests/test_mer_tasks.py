@@ -119,7 +119,7 @@ def test_live_answers_go_through_the_published_extraction(mini_mer, tmp_path):
     judge = Judge()
     config = EvalConfig(tasks=["mer2023"], data_root=root, wheel_dir=shared_fixture("emotion_wheel"),
                         allow_pickle=True, limit=4, variants=["full", "mask:text"], cache_dir=tmp_path / "cache")
-    out = run_eval(config, backend=model, context=replace(make_context(config, model), judge=judge))
+    out = run_eval(config, backend=model, context=replace(make_context(config, model), judges={"extract": judge}))
     agg = out.tasks["mer2023"]
     asked = [r.messages[-1].text() for r in judge.asked]
     assert asked[0] == OPENSET_PROMPT.format(reason="The character's emotional state is happy, worried.")
@@ -145,7 +145,7 @@ def test_sentiment_sets_make_the_second_call(mini_mer, tmp_path):
     config = EvalConfig(tasks=["sims"], data_root=root, allow_pickle=True, limit=4, variants=["full"],
                         cache_dir=tmp_path / "cache")
     model = ScriptedBackend(answer="He looks happy.")
-    out = run_eval(config, backend=model, context=replace(make_context(config, model), judge=judge))
+    out = run_eval(config, backend=model, context=replace(make_context(config, model), judges={"extract": judge}))
     calls = [r.messages[-1].text() for r in judge.asked]
     assert sum(c.startswith("Please act as an expert") for c in calls) == 4
     acc = out.tasks["sims"]["variants"]["full"]["metrics"]["ACC"]["value"]
@@ -158,7 +158,7 @@ def test_missing_media_is_a_per_sample_error_for_a_live_model(mini_mer, tmp_path
     config = EvalConfig(tasks=["mer2023"], data_root=root, wheel_dir=shared_fixture("emotion_wheel"),
                         allow_pickle=True, limit=2, variants=["full"], cache_dir=tmp_path / "cache")
     model = ScriptedBackend(answer="happy")
-    out = run_eval(config, backend=model, context=replace(make_context(config, model), judge=Judge()))
+    out = run_eval(config, backend=model, context=replace(make_context(config, model), judges={"extract": Judge()}))
     assert all("missing media file" in r["error"] and "mer2023-dataset-process/video" in r["error"]
                for r in out.rows)
     assert out.tasks["mer2023"]["variants"]["full"]["failed"] == 2

@@ -38,13 +38,13 @@ class Cell:
 @dataclass(frozen=True)
 class TaskContext:
     """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
-    a judge backend (cue extraction, LLM judging; responses cached), embedder / cue-extractor overrides,
+    judges by role (cue extraction, LLM judging; responses cached), embedder / cue-extractor overrides,
     MER-UniBench settings (wheel folder, pickle opt-in for label files, released extraction caches,
     extraction mode), and whether media must exist (not for replayed outputs)."""
 
     data_root: Path | None
     cache_dir: Path
-    judge: Any = None
+    judges: dict[str, Any] = field(default_factory=dict)
     embedder: str | None = None
     extractor: str | None = None
     wheel_dir: Path | None = None
@@ -52,6 +52,10 @@ class TaskContext:
     media_required: bool = True
     openset: Any = None
     extraction_mode: str | None = None
+
+    def judge_for(self, role: str) -> Any:
+        """The judge backend named for `role`, else the default judge, else None."""
+        return self.judges.get(role) or self.judges.get("default")
 
 
 class Task(ABC):

@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from mepbench.backends.cached import CachedBackend
-from mepbench.cache import ResponseCache
 from mepbench.masking import FULL, MaskMode, Variant
 from mepbench.scoring.cues import CueExtractor, Cues, ExtractionResult, LexiconCueExtractor, LLMCueExtractor
 from mepbench.scoring.embedding import make_embedder
@@ -75,10 +73,11 @@ class MEPTask(SpecTask):
         if self.scoring["extractor"] == "lexicon":
             return LexiconCueExtractor()
         if self.scoring["extractor"] == "llm":
-            if self.context.judge is None:
-                raise ValueError(f"task {self.name}: the llm cue extractor needs a judge (--judge-model)")
-            cache = ResponseCache(self.context.cache_dir / "responses")
-            return LLMCueExtractor(CachedBackend(self.context.judge, cache))
+            judge = self.context.judge_for("cues")
+            if judge is None:
+                raise ValueError(f"task {self.name}: the llm cue extractor needs a judge (--judge cues=MODEL or "
+                                 "--judge MODEL), or --cue-extractor lexicon")
+            return LLMCueExtractor(judge)
         raise SpecError(f"{self.spec_path}: unknown extractor {self.scoring['extractor']!r} (lexicon or llm)")
 
     def score_rows(self, rows: list[dict[str, Any]]) -> None:

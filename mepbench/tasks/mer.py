@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mepbench.backends.cached import CachedBackend
-from mepbench.cache import ResponseCache
 from mepbench.masking import FULL
 from mepbench.scoring.mer_metrics import score_checkpoint
 from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
@@ -81,12 +79,12 @@ class MERTask(SpecTask):
     def _source(self) -> OpenSetSource:
         if self.context.openset is not None:
             return self.context.openset
-        if self.context.judge is None:
-            raise ValueError(f"task {self.name}: open-set extraction needs an extractor model (--judge-model, e.g. "
-                             "Qwen/Qwen2.5-7B-Instruct as published) or released caches (replay of an AffectGPT "
-                             "results folder)")
-        return LLMOpenSet(CachedBackend(self.context.judge, ResponseCache(self.context.cache_dir / "responses")),
-                          self.extraction_mode)
+        judge = self.context.judge_for("extract")
+        if judge is None:
+            raise ValueError(f"task {self.name}: open-set extraction needs an extractor model (--judge "
+                             "extract=MODEL, e.g. Qwen/Qwen2.5-7B-Instruct as published) or released caches (replay "
+                             "of an AffectGPT results folder)")
+        return LLMOpenSet(judge, self.extraction_mode)
 
     def _wheels(self) -> Any:
         folder = self.context.wheel_dir or os.environ.get("MEPBENCH_WHEEL_DIR")
