@@ -13,11 +13,12 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mepbench.media import file_hash
-from mepbench.types import Request, Response, TextPart
+from mepbench.types import GenerationParams, Request, Response, TextPart
 
 
 def default_cache_dir() -> Path:
@@ -28,6 +29,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "mepbench"
 
 
+@lru_cache(maxsize=256)
+def _params_dict(params: GenerationParams) -> dict[str, Any]:
+    return asdict(params)
+
+
 def request_payload(request: Request) -> dict[str, Any]:
     """The content-addressed form of a request: text verbatim, media as (type, sha256, blank)."""
     messages = []
@@ -35,7 +41,7 @@ def request_payload(request: Request) -> dict[str, Any]:
         parts = [{"type": "text", "text": p.text} if isinstance(p, TextPart)
                  else {"type": p.type, "sha256": file_hash(p.path), "blank": p.blank} for p in m.content]
         messages.append({"role": m.role, "content": parts})
-    return {"messages": messages, "params": asdict(request.params),
+    return {"messages": messages, "params": _params_dict(request.params),
             "zero_features": sorted(m.value for m in request.zero_features)}
 
 

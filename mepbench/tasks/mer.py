@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,37 @@ def _subtitles(folder: Path, spec: MerDataset) -> dict[str, str]:
         return {row["name"]: row[spec.subtitle_column] for row in reader}
 
 
-def _video(folder: Path, name: str) -> Path:
-    dirs = [folder / "video", *sorted(folder.glob("subvideo*"))]
-    for d in dirs:
-        for ext in VIDEO_EXTS:
-            if (d / f"{name}{ext}").is_file():
-                return d / f"{name}{ext}"
-    return folder / "video" / f"{name}.mp4"
+def _video_index(folder: Path) -> dict[str, Path]:
+    """Clip name → video file, from one listing of `video/` and `subvideo*/` (first found wins)."""
+    index: dict[str, Path] = {}
+    for d in [folder / "video", *sorted(folder.glob("subvideo*"))]:
+        if d.is_dir():
+            for entry in sorted(os.scandir(d), key=lambda e: e.name):
+                stem, ext = os.path.splitext(entry.name)
+                if ext.lower() in VIDEO_EXTS:
+                    index.setdefault(stem, Path(entry.path))
+    return index
+
+
+@lru_cache(maxsize=32)
+def _samples(data_root: Path, name: str, allow_pickle: bool, media_required: bool,
+             stamp: tuple[float, ...]) -> tuple[Sample, ...]:
+    """All samples of one dataset (memoised per label-file version, so replaying many checkpoints loads once)."""
+    spec = resolve_dataset(name)
+    labels = load_labels(data_root, spec.name, allow_pickle=allow_pickle)
+    folder = data_root / spec.folder
+    subtitles, videos = _subtitles(folder, spec), _video_index(folder)
+    audios = {os.path.splitext(e.name)[0] for e in os.scandir(folder / "audio")} if (folder / "audio").is_dir() else set()
+    samples = []
+    for clip in sorted(labels):
+        video, audio = videos.get(clip), folder / "audio" / f"{clip}.wav"
+        if media_required:
+            video = video or folder / "video" / f"{clip}.mp4"
+        elif clip not in audios:
+            audio = None
+        samples.append(Sample(id=clip, video=str(video) if video else None, audio=str(audio) if audio else None,
+                              subtitle=subtitles.get(clip, ""), label=labels[clip], source=str(folder)))
+    return tuple(samples)
 
 
 @register_loader("affectgpt")
@@ -51,18 +76,10 @@ def load_affectgpt(context: TaskContext, name: str, limit: int | None = None, **
     media. Missing media stay as paths (a per-sample error names them) unless the backend needs none."""
     if context.data_root is None:
         raise FileNotFoundError(f"{name} needs --data-root: the folder holding the AffectGPT processed datasets")
-    spec = resolve_dataset(name)
-    labels = load_labels(context.data_root, spec.name, allow_pickle=context.allow_pickle)
-    folder = context.data_root / spec.folder
-    subtitles = _subtitles(folder, spec)
-    samples = []
-    for clip in sorted(labels)[:limit]:
-        video, audio = _video(folder, clip), folder / "audio" / f"{clip}.wav"
-        if not context.media_required:
-            video, audio = (video if video.is_file() else None), (audio if audio.is_file() else None)
-        samples.append(Sample(id=clip, video=str(video) if video else None, audio=str(audio) if audio else None,
-                              subtitle=subtitles.get(clip, ""), label=labels[clip], source=str(folder)))
-    return LoadResult(samples=samples)
+    label_file = resolve_dataset(name).label_path(context.data_root)
+    stamp = (label_file.stat().st_mtime,) if label_file.is_file() else ()
+    samples = _samples(context.data_root, name, context.allow_pickle, context.media_required, stamp)
+    return LoadResult(samples=list(samples[:limit]))
 
 
 class MERTask(SpecTask):

@@ -7,8 +7,10 @@ templates, so a user spec can reuse the shipped prompts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,12 @@ class SpecError(ValueError):
 
 
 def read_spec(path: Path) -> dict[str, Any]:
-    """Parse and validate the top-level keys of a spec file."""
+    """Parse and validate the top-level keys of a spec file (parsed once per file version)."""
+    return copy.deepcopy(_read_spec(path, path.stat().st_mtime_ns))
+
+
+@lru_cache(maxsize=512)
+def _read_spec(path: Path, mtime_ns: int) -> dict[str, Any]:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
