@@ -1,4 +1,4 @@
-"""The `mepbench` command line: `eval`, `tasks`, `cache info|clear`."""
+"""The `mepbench` command line: `eval`, `report`, `tasks`, `build mep-bench`, `cache info|clear`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from rich.table import Table
 
 from mepbench.cache import ResponseCache, default_cache_dir
 from mepbench.masking import MaskMode
+from mepbench.report.cli import report_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Omni-perception emotion evaluation harness.")
 cache_app = typer.Typer(help="Inspect or clear the response cache.")
 app.add_typer(cache_app, name="cache")
 build_app = typer.Typer(help="Build frozen benchmark files from data you have.")
 app.add_typer(build_app, name="build")
+app.command("report")(report_command)
 console = Console()
 
 
@@ -138,6 +140,10 @@ def eval_cmd(
                                       "files (or MEPBENCH_ALLOW_PICKLE=1); only for files you trust."),
     extraction_mode: Optional[str] = typer.Option(None, help="MER-UniBench extraction: deterministic (default) "
                                                               "or upstream (the published sampling)."),
+    max_judge_tokens: Optional[int] = typer.Option(None, help="Budget of fresh judge tokens (prompt + completion) "
+                                                   "for the run; calls past it fail and are counted."),
+    mme_mode: str = typer.Option("strict", help="MME-Emotion scoring: strict (judge failures score 0) or upstream "
+                                                "(the published parser; failures skipped, for leaderboard parity)."),
     checkpoint_select: str = typer.Option("best", help="Replay of an AffectGPT results folder: best, last, a "
                                                        "checkpoint name or an epoch."),
     batch_size: int = typer.Option(8, help="Requests per backend call."),
@@ -147,6 +153,8 @@ def eval_cmd(
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first per-sample failure."),
 ) -> None:
     """Evaluate a model on tasks; with no options, tiny-omni on the built-in mep-synth suite."""
+    if mme_mode not in ("strict", "upstream"):
+        raise typer.BadParameter(f"--mme-mode must be strict or upstream, got {mme_mode!r}")
     from mepbench.results import default_output_dir, write_run
     from mepbench.runner import EvalConfig, run_eval
 
@@ -156,8 +164,9 @@ def eval_cmd(
                         include_paths=list(include_path), judges=_judges(judge),
                         judge_args=parse_model_args(judge_arg), embedder=embedder, cue_extractor=cue_extractor,
                         wheel_dir=wheel_dir, allow_pickle=allow_pickle, extraction_mode=extraction_mode,
-                        checkpoint_select=checkpoint_select, batch_size=batch_size,
-                        seed=seed, bootstrap=bootstrap, use_cache=not no_cache, fail_fast=fail_fast)
+                        max_judge_tokens=max_judge_tokens, mme_mode=mme_mode, checkpoint_select=checkpoint_select,
+                        batch_size=batch_size, seed=seed, bootstrap=bootstrap, use_cache=not no_cache,
+                        fail_fast=fail_fast)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay

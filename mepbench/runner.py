@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from mepbench.backends import Backend, create_backend
 from mepbench.cache import ResponseCache, default_cache_dir, request_key
-from mepbench.judges import build_judges
+from mepbench.judges import JudgeLedger, build_judges, judge_scope
 from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.models import resolve_alias
@@ -47,6 +47,8 @@ class EvalConfig:
     wheel_dir: Path | None = None
     allow_pickle: bool = False
     extraction_mode: str | None = None
+    max_judge_tokens: int | None = None
+    mme_mode: str = "strict"
     checkpoint_select: str = "best"
     batch_size: int = 8
     seed: int = 0
@@ -134,14 +136,16 @@ def _cost(request: Request) -> float:
 
 
 def make_context(config: EvalConfig, backend: Backend) -> TaskContext:
-    """The task context of a run: data and cache folders, the judges by role, and the scoring overrides."""
+    """The task context of a run: data and cache folders, the judges by role (metered by a ledger holding
+    the judge token budget), and the scoring overrides."""
     cache_dir = config.resolved_cache_dir()
-    judges = build_judges(config.judges, cache_dir, config.judge_args, config.batch_size)
+    ledger = JudgeLedger(config.max_judge_tokens)
+    judges = build_judges(config.judges, cache_dir, config.judge_args, config.batch_size, ledger)
     allow_pickle = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
     return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judges, config.embedder,
                        config.cue_extractor, Path(config.wheel_dir) if config.wheel_dir else None, allow_pickle,
                        media_required=not backend.capabilities.keyed_by_sample,
-                       extraction_mode=config.extraction_mode)
+                       extraction_mode=config.extraction_mode, judge_ledger=ledger, mme_mode=config.mme_mode)
 
 
 def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context: TaskContext | None = None
@@ -208,6 +212,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
     if backend is None:
         backend = create_backend(config.backend, resolve_alias(config.model, cache_dir),
                                  batch_size=config.batch_size, **config.model_args)
+    context = context or make_context(config, backend)
     items, tasks, modes = expand(config, registry, backend, context)
     if config.fail_fast and (bad := next((i for i in items if i.error), None)):
         raise RunFailed(bad.error)
@@ -232,18 +237,30 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
     aggregates = {}
     for name, task in tasks.items():
         task_rows = [r for r in rows if r["task"] == name]
-        task.score_rows(task_rows)
+        with judge_scope(name):
+            task.score_rows(task_rows)
         aggregates[name] = task.aggregate(task_rows, config.bootstrap, config.seed)
     for name, agg in aggregates.items():
         agg.update(primary_metric=tasks[name].primary_metric, fingerprint=tasks[name].fingerprint(),
                    mask_mode=modes[name].value,
                    n_samples=len({r["sample_id"] for r in rows if r["task"] == name}),
                    n_failed=sum(1 for r in rows if r["task"] == name and r["error"]))
+        if context.judge_ledger is not None and (usage := context.judge_ledger.report(task=name)["roles"]):
+            agg["judge_usage"] = usage
     stats = {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
              "generated": len(pending), "failed": sum(1 for i in items if i.error),
-             "generation_seconds": gen_seconds, "wall_seconds": time.time() - started}
+             "generation_seconds": gen_seconds, "wall_seconds": time.time() - started,
+             **judge_totals(context.judge_ledger)}
     return RunOutput(items, rows, aggregates, group_scores(registry, config.tasks, aggregates, tasks), stats,
                      tasks, backend)
+
+
+def judge_totals(ledger: JudgeLedger | None) -> dict[str, int]:
+    """Run totals of judge calls and fresh tokens for the stats block (per role and task: each aggregate)."""
+    if ledger is None or not ledger.usage:
+        return {}
+    fields = ("calls", "cached", "fresh", "prompt_tokens", "completion_tokens", "refused")
+    return {f"judge_{f}": sum(getattr(u, f) for u in ledger.usage.values()) for f in fields}
 
 
 def base_row(item: WorkItem, mode: MaskMode) -> dict[str, Any]:
@@ -257,7 +274,8 @@ def base_row(item: WorkItem, mode: MaskMode) -> dict[str, Any]:
 
 def group_scores(registry: TaskRegistry, requested: list[str], aggregates: dict[str, dict[str, Any]],
                  tasks: dict[str, Task]) -> dict[str, dict[str, Any]]:
-    """For each requested group: the mean of its tasks' primary metrics on the full variant."""
+    """For each requested group: the mean of its tasks' primary metrics on the full variant, updated by the
+    first member's `group_metrics(aggregates)` where it has one (MME-Emotion pools samples instead)."""
     out: dict[str, dict[str, Any]] = {}
     for name in requested:
         if name not in registry.groups:
@@ -267,4 +285,7 @@ def group_scores(registry: TaskRegistry, requested: list[str], aggregates: dict[
                   .get(tasks[m].primary_metric, {}).get("value") for m in members}
         scored = [v for v in values.values() if v is not None]
         out[name] = {"tasks": values, "mean": sum(scored) / len(scored) if len(scored) == len(values) else None}
+        hook = getattr(tasks[members[0]], "group_metrics", None) if members else None
+        if hook is not None:
+            out[name].update(hook({m: aggregates[m] for m in members}))
     return out

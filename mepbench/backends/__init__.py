@@ -10,7 +10,9 @@ from mepbench.backends.base import Backend, Capabilities
 
 BUILTIN: dict[str, str] = {
     "hf": "mepbench.backends.hf:HFBackend",
+    "openai": "mepbench.backends.openai:OpenAIBackend",
     "replay": "mepbench.backends.replay:ReplayBackend",
+    "vllm": "mepbench.backends.vllm:VLLMBackend",
 }
 
 

@@ -40,7 +40,8 @@ class TaskContext:
     """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
     judges by role (cue extraction, LLM judging; responses cached), embedder / cue-extractor overrides,
     MER-UniBench settings (wheel folder, pickle opt-in for label files, released extraction caches,
-    extraction mode), and whether media must exist (not for replayed outputs)."""
+    extraction mode), whether media must exist (not for replayed outputs), the judge ledger (token
+    accounting and budget) and the MME-Emotion scoring mode (`strict` or `upstream`)."""
 
     data_root: Path | None
     cache_dir: Path
@@ -52,6 +53,8 @@ class TaskContext:
     media_required: bool = True
     openset: Any = None
     extraction_mode: str | None = None
+    judge_ledger: Any = None
+    mme_mode: str | None = None
 
     def judge_for(self, role: str) -> Any:
         """The judge backend named for `role`, else the default judge, else None."""

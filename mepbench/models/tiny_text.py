@@ -1,0 +1,117 @@
+"""A tiny, randomly initialised Qwen2 causal LM (head_dim 64) sharing tiny-omni's tokenizer and chat template.
+
+vLLM's CPU attention needs a head size of at least 32 (tiny-omni's is 16), so this model is what the
+vllm/openai backends are tested and benchmarked with, next to the hf backend. Its outputs are noise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from mepbench.models.tiny_omni import INIT_RANGE, _train_tokenizer
+
+BUILD_VERSION = 1
+BUILD_INFO = "mepbench_build.json"
+REQUIRED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                  "tokenizer_config.json", "README.md", BUILD_INFO)
+MAX_POSITIONS = 4096
+
+MODEL_CARD = """---
+license: apache-2.0
+tags: [mepbench, test-fixture, random-weights]
+---
+# tiny-text (mepbench test model)
+
+A `Qwen2ForCausalLM` with **randomly initialised weights** (seed {seed}), {params:,} parameters
+(hidden 128, 2 layers, 2 heads of size 64, 1 KV head), built locally by
+`mepbench.models.tiny_text.build_tiny_text` with tiny-omni's tokenizer ({vocab} tokens) and chat template.
+
+It exists so that the vLLM, OpenAI-compatible and transformers backends can run on a CPU with no downloads.
+Its outputs are meaningless: never report its scores as results.
+"""
+
+
+def _config(tok):
+    """Qwen2 config: hidden 128, 2 layers, 2 attention heads (head_dim 64, vLLM CPU's range), 1 KV head."""
+    from transformers import Qwen2Config
+
+    pad, eos = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    return Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=MAX_POSITIONS,
+                       tie_word_embeddings=False, pad_token_id=pad, eos_token_id=eos, bos_token_id=None,
+                       initializer_range=INIT_RANGE)
+
+
+def _write(tmp: Path, seed: int) -> None:
+    """Build every file of the model directory into `tmp`."""
+    import torch
+    from transformers import GenerationConfig, Qwen2ForCausalLM
+
+    from mepbench.backends.adapters.base import quiet_progress
+
+    tok = _train_tokenizer()
+    config = _config(tok)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config).eval()
+    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+    with quiet_progress():
+        model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    params = sum(p.numel() for p in model.parameters())
+    (tmp / "README.md").write_text(MODEL_CARD.format(seed=seed, params=params, vocab=len(tok)))
+    (tmp / BUILD_INFO).write_text(json.dumps({"version": BUILD_VERSION, "seed": seed}))
+    tmp.chmod(0o755)
+    for f in tmp.iterdir():
+        f.chmod(0o644)
+
+
+def _is_complete(path: Path, seed: int) -> bool:
+    """True when `path` holds every file of a build with this seed and recipe version."""
+    if not all((path / f).is_file() for f in REQUIRED_FILES):
+        return False
+    try:
+        info = json.loads((path / BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    return info == {"version": BUILD_VERSION, "seed": seed}
+
+
+def build_atomically(out: Path, is_complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
+    """Run `write` into a temp dir beside `out` and rename it into place, unless `out` is already complete.
+
+    Concurrent builders never expose a half-written directory: the first finished build wins."""
+    if is_complete(out):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(tmp)
+        stale = None
+        if out.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f".{out.name}.stale.", dir=out.parent))
+            os.replace(out, stale / out.name)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not is_complete(out):
+                raise
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def build_tiny_text(out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the tiny random Qwen2 text model into `out_dir` (atomically) unless a complete build is there."""
+    return build_atomically(Path(out_dir), lambda p: _is_complete(p, seed), lambda p: _write(p, seed))
+
+
+def ensure_tiny_text(cache_dir: Path) -> Path:
+    """`cache_dir/models/tiny-text`, built on first use."""
+    return build_tiny_text(Path(cache_dir) / "models" / "tiny-text")

@@ -1,0 +1,255 @@
+"""Config dataclasses with the paper's defaults (oppo-paper.md §5), loaded from YAML plus `key=value` overrides.
+
+Sections nest (`model.path=...`, `perception.beta=0.01`); a value is parsed as YAML. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from mepbench.scoring.embedding import DEFAULT_EMBEDDER
+
+VARIANTS = ("baseline", "romni", "papo", "papo_dual", "oppo")
+# variant → (perception mode, cue rewards on): the ablation rows of paper §6.2
+VARIANT_SETTINGS = {"baseline": ("none", False), "romni": ("none", True), "papo": ("papo", True),
+                    "papo_dual": ("papo_dual", True), "oppo": ("oppo", True)}
+
+
+@dataclass
+class ModelConfig:
+    """The policy checkpoint (`tiny-omni` builds the tiny random test model into the cache) and how it trains."""
+
+    path: str = "tiny-omni"
+    dtype: str = "float32"
+    freeze_encoders: bool = True  # vision and audio towers frozen, LLM trained (§5)
+    gradient_checkpointing: bool = False
+    num_frames: int = 8
+    frame_size: int = 112
+
+
+@dataclass
+class DataConfig:
+    """Training samples: `mep-synth` (generated), `records` (the authors' RL JSONL with `extracted_clues`) or `csv`
+    (OV-MERD / MER-Caption+ style: one row per clip, a per-sample cue JSONL)."""
+
+    source: str = "mep-synth"
+    path: str | None = None
+    cue_file: str | None = None
+    media_root: str | None = None
+    n: int = 200
+    seed: int = 0
+    limit: int | None = None
+    require_media: bool = True
+    id_column: str = "name"
+    label_column: str = "openset"
+    reason_column: str = "reason"
+    subtitle_column: str = "subtitle"
+    video_template: str = "video/{id}.mp4"
+    audio_template: str = "audio/{id}.wav"
+
+
+@dataclass
+class RewardConfig:
+    """Reward weights (`preset` paper | code, or explicit `weights`), the cue embedder and δ, the wheel folder for R_acc,
+    and user reward callables by import path (`extra: {name: "module:function"}`, weighted in `weights`)."""
+
+    preset: str = "paper"
+    alpha: float = 0.5
+    weights: dict[str, float] | None = None
+    embedder: str = DEFAULT_EMBEDDER
+    delta: float = 0.5
+    wheel_dir: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PerceptionConfig:
+    """The Omni-Perception Loss (§4): β, mask ratio ρ, estimator (k1 as the authors' code, k3, exact), η and a clip."""
+
+    beta: float = 8e-3
+    rho: float = 0.7
+    estimator: str = "k1"
+    entropy_coef: float = 3e-4
+    kl_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    """What the SFT and RL stages share: output, seed, steps, optimiser, checkpoints and logging."""
+
+    output_dir: str = "runs/oppo"
+    cache_dir: str | None = None
+    seed: int = 42
+    max_steps: int = 0  # 0: num_epochs over the data
+    num_epochs: int = 1
+    prompts_per_step: int = 8  # global, over all processes: the step is the same for any process count
+    micro_batch_prompts: int = 1
+    lr: float = 2e-6
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    resume: str = "auto"  # auto | never | a checkpoint folder
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "oppo"
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Stage 1 (§5): cross-entropy on `<think>` reasoning + `<answer>` labels; lr 2e-5, 2 epochs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lr: float = 2e-5
+    num_epochs: int = 2
+
+
+@dataclass
+class RLConfig(TrainConfig):
+    """Stage 2 (§5): GRPO with G = 4, lr 2e-6, clip 0.2, ref-KL 0.04 (k3, decayed to 0.01 over the first half as in
+    the authors' code), no std scaling, on-policy; `variant` picks the ablation row (baseline … oppo)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    variant: str = "oppo"
+    num_generations: int = 4
+    max_new_tokens: int = 1024
+    temperature: float = 0.9
+    top_p: float = 1.0
+    top_k: int = 50
+    loss_type: str = "dapo"
+    scale_rewards: str = "none"
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    ref_kl_coef: float = 0.04
+    ref_kl_final: float | None = 0.01
+    ref_kl_decay: float = 0.5
+    ref_kl_estimator: str = "k3"
+
+    @property
+    def perception_mode(self) -> str:
+        """none | papo | papo_dual | oppo, from the variant."""
+        return VARIANT_SETTINGS[self.variant][0]
+
+    @property
+    def cue_rewards(self) -> bool:
+        """Whether the cue-based reward parts (R_omni) are on."""
+        return VARIANT_SETTINGS[self.variant][1]
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value; the message names it."""
+
+
+C = TypeVar("C")
+
+
+def _set(obj: Any, dotted: str, value: Any, where: str, prefix: str = "") -> None:
+    head, _, rest = dotted.partition(".")
+    names = {f.name for f in dataclasses.fields(obj)}
+    if head not in names:
+        raise ConfigError(f"{where}: unknown key {prefix + dotted!r} in {type(obj).__name__}; known: {sorted(names)}")
+    current = getattr(obj, head)
+    if dataclasses.is_dataclass(current):
+        if rest:
+            _set(current, rest, value, where, f"{prefix}{head}.")
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {prefix + head!r} is a section; give a mapping or {head}.<key>=...")
+        for key, item in value.items():
+            _set(current, str(key), item, where, f"{prefix}{head}.")
+        return
+    if rest:
+        raise ConfigError(f"{where}: {prefix + head!r} is not a section (in {prefix + dotted!r})")
+    setattr(obj, head, _coerce(typing.get_type_hints(type(obj))[head], value, f"{where}: {prefix + dotted}"))
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """`value` as the field's type (YAML reads 1e-3 as a string, so numbers are parsed here); ConfigError otherwise."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{where} cannot be null")
+    for option in options:
+        base = typing.get_origin(option) or option
+        if base is bool and isinstance(value, bool):
+            return value
+        if base in (int, float) and not isinstance(value, bool):
+            try:
+                number = base(value)
+            except (TypeError, ValueError):
+                continue
+            if base is int and isinstance(value, float) and number != value:
+                continue
+            return number
+        if base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if base is dict and isinstance(value, dict):
+            return dict(value)
+    raise ConfigError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
+    """`cls()` updated from the YAML file at `path` (if any) and then from `key=value` overrides, validated."""
+    config = cls()
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file is a mapping of keys to values")
+        for key, value in data.items():
+            _set(config, str(key), value, str(path))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
+        _set(config, key.strip(), yaml.safe_load(raw), f"override {item!r}")
+    validate(config)
+    return config
+
+
+def validate(config: Any) -> None:
+    """Raise ConfigError for values outside their allowed sets or ranges."""
+    checks: list[tuple[bool, str]] = [
+        (config.prompts_per_step >= 1 and config.micro_batch_prompts >= 1,
+         "prompts_per_step and micro_batch_prompts must be >= 1"),
+        (config.lr > 0, "lr must be positive"),
+        (config.resume in ("auto", "never") or Path(config.resume).is_dir(),
+         f"resume must be auto, never or an existing checkpoint folder, got {config.resume!r}"),
+    ]
+    if isinstance(config, RLConfig):
+        checks += [
+            (config.variant in VARIANTS, f"variant must be one of {VARIANTS}, got {config.variant!r}"),
+            (config.num_generations >= 2, "num_generations (G) must be >= 2"),
+            (config.loss_type in ("grpo", "dapo", "dr_grpo"), f"unknown loss_type {config.loss_type!r}"),
+            (config.scale_rewards in ("group", "batch", "none"), f"unknown scale_rewards {config.scale_rewards!r}"),
+            (config.ref_kl_estimator in ("k1", "k3"), "ref_kl_estimator must be k1 or k3"),
+            (config.perception.estimator in ("k1", "k3", "exact"),
+             f"unknown perception.estimator {config.perception.estimator!r}"),
+            (0.0 <= config.perception.rho <= 1.0, "perception.rho must be in [0, 1]"),
+            (0.0 <= config.rewards.delta < 1.0, "rewards.delta must be in [0, 1)"),
+            (config.rewards.preset in ("paper", "code"), f"unknown rewards.preset {config.rewards.preset!r}"),
+        ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain data (for checkpoints and the metrics header)."""
+    return dataclasses.asdict(config)

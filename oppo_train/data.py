@@ -1,0 +1,187 @@
+"""Training data: samples (mepbench `Sample`s with labels, reasoning and cues), their prompts, and the step order.
+
+Sources: the generated `mep-synth` suite; the authors' RL records (`extracted_clues` JSONL, oppo-paper.md §3.2);
+OV-MERD / MER-Caption+ style CSVs with a per-sample cue JSONL. Prompts are the harness's own templates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mepbench.masking import FULL, MaskMode
+from mepbench.scoring.cues import canonical_key
+from mepbench.scoring.mer_metrics import parse_openset
+from mepbench.tasks.base import TaskContext
+from mepbench.tasks.loaders import load_mep_synth
+from mepbench.tasks.registry import builtin_spec_dir
+from mepbench.tasks.spec import SpecTask, make_spec_task, read_spec
+from mepbench.types import Request, Sample
+from oppo_train.config import DataConfig
+
+OPEN_PROMPT = {"system": "emotion_system.jinja", "user": "emotion_open_user.jinja", "media": ["video", "audio"]}
+
+
+class DataError(ValueError):
+    """A training data file or row that cannot be used; the message names the file and sample."""
+
+
+def _cues(raw: Any) -> dict[str, list[str]]:
+    """A cue record (`visual_clues` / `audio_clues` / `reasoning_emotions` or our keys) with canonical keys."""
+    out: dict[str, list[str]] = {}
+    for key, values in (raw or {}).items():
+        values = [values] if isinstance(values, str) else list(values or [])
+        out.setdefault(canonical_key(key), []).extend(v.strip() for v in values if isinstance(v, str) and v.strip())
+    return out
+
+
+def _media(value: str | None, root: Path | None, source: Path) -> str | None:
+    """An absolute media path: as given when it exists, else under `root` (relative paths; or by file name, which
+    remaps the authors' cluster paths), else relative to the data file."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_absolute() and path.exists():
+        return str(path)
+    if root is not None:
+        return str((root / (path.name if path.is_absolute() else path)).resolve())
+    return str(path if path.is_absolute() else (source.parent / path).resolve())
+
+
+def _check_media(sample: Sample, source: Path) -> None:
+    for field in ("video", "audio"):
+        value = getattr(sample, field)
+        if value is None or not Path(value).is_file():
+            raise DataError(f"{source}: sample {sample.id!r}: {field} file not found: {value}")
+
+
+def load_records(path: str | Path, media_root: str | Path | None = None, require_media: bool = True,
+                 limit: int | None = None) -> list[Sample]:
+    """The authors' RL JSONL (`video`/`path`, `audio_path`, `subtitle`, `openset`, `extracted_clues`,
+    `original_index`): label = the open-set list, cues keyed video / audio / emotion, id = the clip's file stem."""
+    source, root = Path(path), Path(media_root) if media_root else None
+    samples = []
+    for line_no, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if limit is not None and len(samples) >= limit:
+            break
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"{source}:{line_no}: not JSON ({exc})") from exc
+        video = row.get("video") or row.get("path")
+        if not video:
+            raise DataError(f"{source}:{line_no}: record has no video path")
+        sample = Sample(id=Path(video).stem, video=_media(video, root, source),
+                        audio=_media(row.get("audio_path"), root, source), subtitle=row.get("subtitle"),
+                        label=list(row.get("openset") or []), reasoning=row.get("reasoning"),
+                        cues=_cues(row.get("extracted_clues")),
+                        metadata={"original_index": row.get("original_index"), "line": line_no}, source=str(source))
+        if require_media:
+            _check_media(sample, source)
+        samples.append(sample)
+    return samples
+
+
+def load_csv(config: DataConfig) -> list[Sample]:
+    """One clip per CSV row (id, open-set label list string, optional reasoning and subtitle columns); media from the
+    `video_template`/`audio_template` under `media_root`; cues from `cue_file` (JSONL rows with `name`/`id`)."""
+    if not config.path:
+        raise DataError("data.source=csv needs data.path")
+    source = Path(config.path)
+    table = pd.read_csv(source, dtype=str, keep_default_na=False)
+    if config.id_column not in table.columns:
+        raise DataError(f"{source}: no id column {config.id_column!r}; columns: {list(table.columns)}")
+    cues: dict[str, dict[str, list[str]]] = {}
+    if config.cue_file:
+        for line in Path(config.cue_file).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                key = str(row.get("name") or row.get("id"))
+                cues[key] = _cues(row.get("extracted_clues", row.get("cues", row)))
+    root = Path(config.media_root) if config.media_root else source.parent
+    samples = []
+    for row in table.to_dict("records"):
+        if config.limit is not None and len(samples) >= config.limit:
+            break
+        sid = str(row[config.id_column])
+        sample = Sample(id=sid, video=str(root / config.video_template.format(id=sid)),
+                        audio=str(root / config.audio_template.format(id=sid)),
+                        subtitle=row.get(config.subtitle_column) or None,
+                        label=parse_openset(row.get(config.label_column, "")),
+                        reasoning=row.get(config.reason_column) or None,
+                        cues={k: v for k, v in cues.get(sid, {}).items() if k in ("video", "audio", "emotion")},
+                        source=str(source))
+        if config.require_media:
+            _check_media(sample, source)
+        samples.append(sample)
+    return samples
+
+
+def load_samples(config: DataConfig, cache_dir: Path) -> list[Sample]:
+    """The training samples of `config`; mep-synth samples get their label as the emotion cue."""
+    if config.source == "mep-synth":
+        result = load_mep_synth(TaskContext(data_root=None, cache_dir=cache_dir), n=config.n, seed=config.seed,
+                                limit=config.limit)
+        if result.errors:
+            raise DataError(f"mep-synth: {result.errors[0]}")
+        return [dataclasses.replace(s, cues={**s.cues, "emotion": [s.label]}) for s in result.samples]
+    if config.source == "records":
+        if not config.path:
+            raise DataError("data.source=records needs data.path")
+        return load_records(config.path, config.media_root, config.require_media, config.limit)
+    if config.source == "csv":
+        return load_csv(config)
+    raise DataError(f"unknown data.source {config.source!r}; choose mep-synth, records or csv")
+
+
+def prompt_task(config: DataConfig, cache_dir: Path) -> SpecTask:
+    """A spec task that renders training prompts: mep-synth's system/user templates and labels, or the open-vocabulary
+    question for the other sources (the harness's templates, so training and evaluation prompts agree)."""
+    base = builtin_spec_dir()
+    if config.source == "mep-synth":
+        spec = read_spec(base / "mep-synth.yaml")
+        spec["prompt"] = {k: v for k, v in spec["prompt"].items() if not k.startswith("probe")}
+        spec = {k: v for k, v in spec.items() if k not in ("class", "scoring")}
+    else:
+        spec = {"task": "oppo-openset", "dataset": {"loader": "manifest"}, "labels": [], "prompt": OPEN_PROMPT}
+    cls = make_spec_task(spec, base / f"{spec['task']}.yaml")
+    return cls(TaskContext(data_root=None, cache_dir=cache_dir))
+
+
+def build_request(task: SpecTask, sample: Sample) -> Request:
+    """The training prompt of a sample: the task's main question with every modality present."""
+    return task.build_request(sample, FULL, MaskMode.ZERO_FEATURES)
+
+
+def sft_target(sample: Sample) -> str:
+    """The SFT answer: the sample's reasoning when it already has the tags, else `<think>reasoning</think>` +
+    `<answer>labels</answer>` (§5 stage 1)."""
+    if sample.reasoning and "<answer>" in sample.reasoning:
+        return sample.reasoning
+    if not sample.reasoning:
+        raise DataError(f"sample {sample.id!r} has no reasoning text for SFT")
+    labels = [sample.label] if isinstance(sample.label, str) else list(sample.label or [])
+    return f"<think>{sample.reasoning.strip()}</think><answer>{', '.join(labels)}</answer>"
+
+
+def step_indices(n: int, step: int, per_step: int, seed: int) -> list[int]:
+    """Dataset indices of global step `step`: consecutive slices of per-epoch permutations (seeded by seed, epoch), so
+    the order depends only on the step and not on the process count or on resuming."""
+    out = []
+    for k in range(step * per_step, (step + 1) * per_step):
+        epoch, pos = divmod(k, n)
+        out.append(int(_permutation(n, seed, epoch)[pos]))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)

@@ -1,0 +1,128 @@
+"""Config files and overrides, the CLI, shipped presets, and the data loaders (incl. the authors' record schema)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import shared_fixture
+
+from mepbench.types import Sample
+from oppo_train.cli import main, preset_dir, resolve_config_path
+from oppo_train.config import ConfigError, DataConfig, RLConfig, SFTConfig, load_config, to_dict
+from oppo_train.data import DataError, load_csv, load_records, sft_target, step_indices
+
+
+def test_paper_defaults():
+    c = RLConfig()
+    assert (c.rewards.alpha, c.perception.beta, c.perception.rho, c.rewards.delta) == (0.5, 8e-3, 0.7, 0.5)
+    assert (c.num_generations, c.lr, c.clip_eps, c.ref_kl_coef) == (4, 2e-6, 0.2, 0.04)
+    assert (c.perception.estimator, c.perception.entropy_coef, c.scale_rewards) == ("k1", 3e-4, "none")
+    assert (c.variant, c.perception_mode, c.cue_rewards) == ("oppo", "oppo", True)
+    assert (SFTConfig().lr, SFTConfig().num_epochs) == (2e-5, 2)
+
+
+def test_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("variant: papo\nperception: {beta: 0.02}\nmodel:\n  path: /m\n")
+    c = load_config(RLConfig, path, ["perception.rho=0.5", "lr=1e-5", "rewards.weights={accuracy: 1, x: 2}",
+                                     "ref_kl_final=null", "max_steps=3"])
+    assert (c.variant, c.perception_mode, c.perception.beta, c.perception.rho) == ("papo", "papo", 0.02, 0.5)
+    assert c.lr == 1e-5 and isinstance(c.lr, float) and c.max_steps == 3 and c.ref_kl_final is None
+    assert c.rewards.weights == {"accuracy": 1, "x": 2} and c.model.path == "/m"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("perception.betta=1", "unknown key 'perception.betta'"),
+    ("variant=ppo", "variant must be one of"),
+    ("max_steps=1.5", "not a valid"),
+    ("lr=fast", "not a valid"),
+    ("model=3", "is a section"),
+    ("lr.x=1", "not a section"),
+    ("novalue", "not key=value"),
+    ("perception.rho=1.5", "rho must be in"),
+    ("num_generations=1", "must be >= 2"),
+])
+def test_bad_overrides_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(RLConfig, None, [override])
+
+
+def test_shipped_presets_load():
+    names = sorted(p.stem for p in preset_dir().glob("*.yaml"))
+    assert {"rl_paper", "rl_tiny", "sft_paper", "sft_tiny", "rl_code_weights"} <= set(names)
+    for name in names:
+        cls = SFTConfig if name.startswith("sft") else RLConfig
+        load_config(cls, resolve_config_path(name))
+    paper = load_config(RLConfig, resolve_config_path("rl_paper"))
+    assert paper.model.dtype == "bfloat16" and paper.rewards.embedder == "Qwen/Qwen3-Embedding-0.6B"
+    assert {p.name for p in (preset_dir() / "accelerate").glob("*.yaml")} == {"cpu_ddp.yaml", "fsdp2.yaml",
+                                                                              "zero3.yaml"}
+
+
+def test_cli_prints_config_and_rejects_bad_keys(capsys):
+    main(["rl", "--config", "rl_tiny", "variant=papo_dual", "--print-config"])
+    out = capsys.readouterr().out
+    assert "variant: papo_dual" in out and "beta: 0.008" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sft", "variant=oppo"])
+    assert exit_info.value.code == 2 and "unknown key 'variant'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["rl", "--config", "no-such-preset"])
+    assert "shipped presets" in capsys.readouterr().err
+
+
+def test_to_dict_round_trips():
+    c = load_config(RLConfig, None, ["variant=baseline"])
+    assert load_config(RLConfig, None, [f"{k}={json.dumps(v)}" for k, v in to_dict(c).items()]) == c
+
+
+def test_step_order_is_a_function_of_the_step():
+    first = [step_indices(10, s, 4, seed=0) for s in range(5)]
+    assert sorted(first[0] + first[1] + first[2][:2]) == list(range(10))  # epoch 0 is a permutation
+    assert first == [step_indices(10, s, 4, seed=0) for s in range(5)]
+    assert first != [step_indices(10, s, 4, seed=1) for s in range(5)]
+
+
+def test_authors_records_schema_read_in_place():
+    path = shared_fixture("oppo", "affect_r1", "extracted_data_step_2300_2620.jsonl")
+    samples = load_records(path, require_media=False, limit=50)
+    assert len(samples) == 50
+    first = samples[0]
+    assert first.id == "samplenew3_00055008" and first.subtitle.startswith("My father is a sincere general")
+    assert first.label == ["sadness", "depression", "melancholy", "concern"]
+    assert first.cues == {"video": [], "audio": ["trembling quality", "flat and monotonous tone"],
+                          "emotion": ["anxiety", "tension", "sadness", "depression", "melancholy"]}
+    assert first.audio.endswith("samplenew3_00055008.wav") and first.metadata["original_index"] == 6
+    remapped = load_records(path, media_root="/data/mer2025", require_media=False, limit=1)[0]
+    assert remapped.video == "/data/mer2025/samplenew3_00055008.mp4"
+    with pytest.raises(DataError, match="video file not found"):
+        load_records(path, limit=1)
+    with pytest.raises(DataError, match="no reasoning text for SFT"):
+        sft_target(first)
+
+
+def test_csv_loader_with_cue_file(tmp_path):
+    (tmp_path / "train.csv").write_text('name,openset,reason,subtitle\nclip1,"[happy, excited]",She smiles.,Hi!\n'
+                                        'clip2,[sad],,\n')
+    (tmp_path / "cues.jsonl").write_text(json.dumps({"name": "clip1", "visual_clues": ["smiling mouth"],
+                                                     "audio_clues": [], "reasoning_emotions": ["happy"]}) + "\n")
+    config = DataConfig(source="csv", path=str(tmp_path / "train.csv"), cue_file=str(tmp_path / "cues.jsonl"),
+                        require_media=False)
+    one, two = load_csv(config)
+    assert (one.id, one.label, one.reasoning, one.subtitle) == ("clip1", ["happy", "excited"], "She smiles.", "Hi!")
+    assert one.cues == {"video": ["smiling mouth"], "audio": [], "emotion": ["happy"]}
+    assert one.video == str(tmp_path / "video" / "clip1.mp4") and two.cues == {} and two.subtitle is None
+    assert sft_target(one) == "<think>She smiles.</think><answer>happy, excited</answer>"
+    synth = Sample(id="s", reasoning="<think>a</think><answer>sad</answer>", label="sad")
+    assert sft_target(synth) == synth.reasoning
+
+
+def test_cli_errors_exit_2_with_one_line(tmp_path, session_cache, capsys):
+    common = ["--config", "rl_tiny", "data.n=4", f"cache_dir={session_cache}", f"output_dir={tmp_path}"]
+    with pytest.raises(SystemExit) as missing:
+        main(["rl", *common, "model.path=/no/such/model"])
+    assert missing.value.code == 2 and "model folder not found: /no/such/model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad_reward:
+        main(["rl", *common, "rewards.extra={x: 'no_such_module:fn'}"])
+    assert bad_reward.value.code == 2 and "cannot import 'no_such_module:fn'" in capsys.readouterr().err

@@ -1,0 +1,232 @@
+"""oppo_train.core against hand-computed values: advantages, aggregation, KL estimators, masking, perception loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from oppo_train.core import (
+    aggregate,
+    clipped_surrogate,
+    exact_kl,
+    group_advantages,
+    k1,
+    k3,
+    mask_features,
+    masked_copies,
+    perception_loss,
+    token_kl,
+)
+
+
+def close(a, b, tol=1e-6):
+    return torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64),
+                          atol=tol, rtol=0)
+
+
+# -- advantages ------------------------------------------------------------------------------------------------
+
+def test_advantages_unscaled_are_group_centred():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 4.0, 0.0])
+    a = group_advantages(r, 4, "none")
+    assert close(a, [0.75, -0.25, -0.25, -0.25, 0.0, 0.0, 2.0, -2.0])
+
+
+def test_advantages_group_std_scaling():
+    # group 1: mean .25, unbiased std sqrt((.5625 + 3*.0625)/3) = .5; group 2: mean 2, std sqrt(8/3)
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 4.0, 0.0])
+    a = group_advantages(r, 4, "group", eps=0.0)
+    s2 = math.sqrt(8 / 3)
+    assert close(a, [1.5, -0.5, -0.5, -0.5, 0.0, 0.0, 2 / s2, -2 / s2])
+    eps = group_advantages(r, 4, "group", eps=0.5)
+    assert close(eps[:4], [0.75, -0.25, -0.25, -0.25])
+
+
+def test_advantages_batch_std_and_constant_group():
+    r = torch.tensor([1.0, 3.0, 5.0, 5.0])
+    batch_std = float(r.std())  # unbiased: sqrt(((−2.5)² + (−.5)² + 1.5² + 1.5²)/3) = sqrt(11/3)
+    assert math.isclose(batch_std, math.sqrt(11 / 3), rel_tol=1e-6)
+    assert close(group_advantages(r, 2, "batch", eps=0.0), [-1 / batch_std, 1 / batch_std, 0.0, 0.0])
+    assert close(group_advantages(r, 2, "group"), [-1 / (math.sqrt(2) + 1e-4), 1 / (math.sqrt(2) + 1e-4), 0, 0],
+                 tol=1e-5)
+
+
+@pytest.mark.parametrize("shape,g", [((6,), 4), ((4,), 1), ((2, 2), 2)])
+def test_advantages_reject_bad_groups(shape, g):
+    with pytest.raises(ValueError):
+        group_advantages(torch.zeros(shape), g)
+
+
+# -- clipped surrogate and aggregation ----------------------------------------------------------------------------
+
+def test_surrogate_on_policy_is_minus_advantage():
+    logp = torch.tensor([[-1.0, -2.0]])
+    loss, clipped = clipped_surrogate(logp, logp, torch.tensor([0.5]))
+    assert close(loss, [[-0.5, -0.5]]) and not clipped.any()
+
+
+def test_surrogate_clips_both_sides():
+    old = torch.zeros(1, 4)
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1, 1.5]]))  # ratios 1.5, 0.5, 1.1, 1.5
+    adv = torch.tensor([1.0])
+    loss, clipped = clipped_surrogate(logp, old, adv, eps_low=0.2)
+    # A>0: min(ρA, clip(ρ)A): 1.2, 0.5, 1.1, 1.2
+    assert close(loss, [[-1.2, -0.5, -1.1, -1.2]])
+    assert clipped.tolist() == [[True, False, False, True]]
+    loss, clipped = clipped_surrogate(logp, old, -adv, eps_low=0.2)
+    # A<0: min(−ρ, −clip(ρ)) = −max(ρ, clip(ρ)): 1.5, 0.8, 1.1, 1.5 → loss = those
+    assert close(loss, [[1.5, 0.8, 1.1, 1.5]])
+    assert clipped.tolist() == [[False, True, False, False]]
+    loss, _ = clipped_surrogate(logp, old, adv, eps_low=0.2, eps_high=0.28)  # DAPO clip-higher
+    assert close(loss, [[-1.28, -0.5, -1.1, -1.28]])
+
+
+def test_aggregation_modes_by_hand():
+    per_token = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    # grpo: (mean(1,2,3)=2 + mean(4)=4) / 2 = 3 ; dapo: (6+4)/4 = 2.5 ; dr_grpo: 10 / (2*3) = 5/3
+    assert close(aggregate(per_token, mask, "grpo"), 3.0)
+    assert close(aggregate(per_token, mask, "dapo"), 2.5)
+    assert close(aggregate(per_token, mask, "dr_grpo"), 10 / 6)
+    assert close(aggregate(per_token, mask, "dr_grpo", max_length=5), 1.0)
+    # micro-batches with global normalisers add up to the whole batch
+    parts = [aggregate(per_token[i:i + 1], mask[i:i + 1], "dapo", num_tokens=4) for i in range(2)]
+    assert close(sum(parts), 2.5)
+    parts = [aggregate(per_token[i:i + 1], mask[i:i + 1], "grpo", num_sequences=2) for i in range(2)]
+    assert close(sum(parts), 3.0)
+    with pytest.raises(ValueError):
+        aggregate(per_token, mask, "bnpo")  # type: ignore[arg-type]
+
+
+# -- KL estimators ------------------------------------------------------------------------------------------------
+
+def test_k1_k3_by_hand():
+    logp, logq = torch.tensor([math.log(0.5), math.log(0.2)]), torch.tensor([math.log(0.25), math.log(0.4)])
+    assert close(k1(logp, logq), [math.log(2), math.log(0.5)])
+    # k3 = q/p − log(q/p) − 1: (0.5 − log .5 − 1, 2 − log 2 − 1)
+    assert close(k3(logp, logq), [0.5 + math.log(2) - 1, 1 - math.log(2)])
+    assert (k3(logp, logq) >= 0).all() and close(k3(logp, logp), [0.0, 0.0])
+
+
+def test_exact_kl_by_hand_and_estimators_are_unbiased():
+    p, q = torch.tensor([0.5, 0.25, 0.25]), torch.tensor([0.25, 0.25, 0.5])
+    want = 0.5 * math.log(2) + 0.25 * math.log(0.5)  # = 0.25 log 2
+    assert close(exact_kl(p.log(), q.log()), want)
+    # E_p[k1] and E_p[k3] equal the exact KL (weights p over the vocabulary as "samples")
+    assert close((p * k1(p.log(), q.log())).sum(), want)
+    assert close((p * k3(p.log(), q.log())).sum(), want)
+    assert close(token_kl("exact", p.log()[0], q.log()[0], p.log()[None], q.log()[None]), [want])
+    with pytest.raises(ValueError):
+        token_kl("exact", p.log(), q.log())
+    with pytest.raises(ValueError):
+        token_kl("k2", p.log(), q.log())  # type: ignore[arg-type]
+
+
+# -- feature masking ------------------------------------------------------------------------------------------------
+
+def _inputs():
+    return {"input_ids": torch.arange(12).view(1, 12), "attention_mask": torch.ones(1, 12, dtype=torch.long),
+            "pixel_values_videos": torch.ones(64, 100), "video_grid_thw": torch.tensor([[2, 4, 8]]),
+            "video_second_per_grid": torch.tensor([1.0]), "input_features": torch.full((1, 8, 300), 2.0),
+            "feature_attention_mask": torch.ones(1, 300, dtype=torch.int32)}
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.7, 1.0])
+def test_masking_ratio_and_untouched_metadata(rho):
+    inputs = _inputs()
+    g = torch.Generator().manual_seed(0)
+    out = mask_features(inputs, ["video"], rho, g)
+    zero_frac = float((out["pixel_values_videos"] == 0).float().mean())
+    assert abs(zero_frac - rho) < 0.02  # 6,400 Bernoulli(ρ) draws: 3σ < 0.018
+    kept = out["pixel_values_videos"][out["pixel_values_videos"] != 0]
+    assert (kept == 1.0).all()  # zeroed, not rescaled or noised
+    for key in ("input_ids", "attention_mask", "video_grid_thw", "video_second_per_grid", "input_features",
+                "feature_attention_mask"):
+        assert out[key] is inputs[key]  # metadata and the other modality untouched (same objects)
+    assert (inputs["pixel_values_videos"] == 1).all()  # the input is not modified in place
+
+
+def test_masking_audio_both_and_determinism():
+    inputs = _inputs()
+    a = mask_features(inputs, ["audio"], 0.7, torch.Generator().manual_seed(1))
+    b = mask_features(inputs, ["audio"], 0.7, torch.Generator().manual_seed(1))
+    assert torch.equal(a["input_features"], b["input_features"])
+    assert a["pixel_values_videos"] is inputs["pixel_values_videos"]
+    assert a["feature_attention_mask"] is inputs["feature_attention_mask"]
+    both = mask_features(inputs, ["video", "audio"], 1.0)
+    assert not both["pixel_values_videos"].any() and not both["input_features"].any()
+    with pytest.raises(ValueError):
+        mask_features(inputs, ["text"], 0.5)
+    with pytest.raises(ValueError):
+        mask_features(inputs, ["video"], 1.5)
+
+
+def test_masked_copies_per_mode():
+    assert masked_copies("none") == ()
+    assert masked_copies("papo") == (("video", "audio"),)
+    assert masked_copies("papo_dual") == masked_copies("oppo") == (("video",), ("audio",))
+
+
+# -- the Omni-Perception Loss ---------------------------------------------------------------------------------------
+
+def _perception_case():
+    logp = torch.tensor([[-1.0, -2.0, -0.5, -1.5]], requires_grad=True)
+    masked = {"video": torch.tensor([[-1.5, -2.0, -2.5, -1.0]]), "audio": torch.tensor([[-1.0, -3.0, -0.5, -0.5]])}
+    comp = torch.tensor([[1, 1, 1, 1]])
+    routed = {"video": torch.tensor([[True, False, True, False]]), "audio": torch.tensor([[False, True, False, True]])}
+    return logp, masked, comp, routed
+
+
+def test_perception_loss_value_by_hand_k1():
+    logp, masked, comp, routed = _perception_case()
+    kl = {m: k1(logp, masked[m]) for m in masked}
+    # KL_V on tokens 0,2: (0.5 + 2.0)/2 = 1.25 ; KL_A on tokens 1,3: (1.0 + -1.0)/2 = 0
+    # H_full = 5/4 = 1.25, H_V = 7/4, H_A = 5/4 → J = −0.1·1.25 + 0.01·(1.25 + 1.75 + 1.25)
+    out = perception_loss(logp, masked, kl, routed, comp, beta=0.1, entropy_coef=0.01)
+    assert close(out.loss, -0.125 + 0.0425)
+    assert out.kl == pytest.approx({"video": 1.25, "audio": 0.0})
+    assert out.tokens == {"video": 2.0, "audio": 2.0}
+    assert out.entropy_full == pytest.approx(1.25) and out.entropy_masked == pytest.approx({"video": 1.75, "audio": 1.25})
+
+
+def test_perception_term_sign_maximises_divergence():
+    logp, masked, comp, routed = _perception_case()
+    kl = {m: k1(logp, masked[m]) for m in masked}
+    perception_loss(logp, masked, kl, routed, comp, beta=0.1).loss.backward()
+    # d(−β mean_{T_m}(logp − masked))/d logp_t = −β/|T_m| on routed tokens: descending raises log p(y|full)
+    assert close(logp.grad, [[-0.05, -0.05, -0.05, -0.05]])
+    with torch.no_grad():
+        stepped = logp - 1.0 * logp.grad
+    after = perception_loss(stepped, masked, {m: k1(stepped, masked[m]) for m in masked}, routed, comp, beta=0.1)
+    assert sum(after.kl.values()) > 1.25  # a gradient step increases the full-vs-masked divergence
+
+
+def test_perception_only_routed_tokens_and_clip_and_empty_sets():
+    logp, masked, comp, routed = _perception_case()
+    only_video = {"video": routed["video"], "audio": torch.zeros_like(routed["audio"])}
+    kl = {m: k1(logp, masked[m]) for m in masked}
+    out = perception_loss(logp, masked, kl, only_video, comp, beta=1.0)
+    out.loss.backward()
+    assert close(logp.grad, [[-0.5, 0.0, -0.5, 0.0]])  # unrouted tokens get no KL gradient
+    assert out.kl["audio"] == 0.0 and out.tokens["audio"] == 0.0
+    clipped = perception_loss(logp, masked, kl, routed, comp, beta=1.0, kl_clip=0.2)
+    assert clipped.kl["video"] == pytest.approx(0.2)  # tokens 0, 2 capped at 0.2 each
+
+
+def test_perception_k3_and_papo_all_tokens():
+    logp, masked, comp, _ = _perception_case()
+    both = {"video+audio": masked["video"]}
+    kl = {"video+audio": k3(logp, both["video+audio"])}
+    out = perception_loss(logp, both, kl, {"video+audio": comp.bool()}, comp, beta=1.0)
+    want = float(k3(logp.detach(), masked["video"]).mean())
+    assert out.kl["video+audio"] == pytest.approx(want) and out.tokens["video+audio"] == 4.0
+
+
+def test_completion_mask_stops_after_the_first_end_of_turn():
+    from oppo_train.policy import completion_mask
+
+    ids = torch.tensor([[5, 9, 7, 9], [9, 3, 9, 3], [1, 2, 3, 4]])
+    assert completion_mask(ids, [9]).tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
+    assert completion_mask(ids, [7, 9]).tolist()[0] == [1, 1, 0, 0]

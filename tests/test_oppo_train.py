@@ -1,0 +1,225 @@
+"""SFT and RL on tiny-omni + mep-synth (CPU): loss goes down, every variant updates the weights, exact resume,
+non-finite and failing rewards stop the step with the weights unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
+from oppo_train.config import VARIANTS, RLConfig, SFTConfig, load_config
+from oppo_train.engine import TrainingError
+from oppo_train.metrics import read_metrics
+from oppo_train.rl import RLTrainer, Rollout
+from oppo_train.sft import SFTTrainer
+
+FAST = ["data.n=4", "prompts_per_step=2", "resume=never", "checkpoint_every=0", "lr=1e-3"]
+RL_FAST = ["max_new_tokens=12", "rewards.embedder=exact", "num_generations=2", "max_steps=2"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on the shared 2-core machine, two spinning threads per op are 10x slower under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def length_reward(prompts, completions, **_):
+    """A reward that differs between completions, so that random-model groups get non-zero advantages."""
+    return [len(c) / 50 for c in completions]
+
+
+def rl_config(tmp_path, cache, *extra: str) -> RLConfig:
+    weights = "rewards.weights={accuracy: 1.0, format: 1.0, omni: 0.5, length: 1.0}"
+    return load_config(RLConfig, None, [*FAST, *RL_FAST, weights,
+                                        f"output_dir={tmp_path / 'run'}", f"cache_dir={cache}", *extra])
+
+
+def trainer(tmp_path, cache, *extra: str) -> RLTrainer:
+    return RLTrainer(rl_config(tmp_path, cache, *extra), extra_rewards={"length": length_reward})
+
+
+def weights(t) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in t.unwrapped.model.state_dict().items()}
+
+
+def test_sft_lowers_the_loss(tmp_path, session_cache):
+    config = load_config(SFTConfig, None, [*FAST, "max_steps=6", "lr=3e-3", f"output_dir={tmp_path / 'sft'}",
+                                           f"cache_dir={session_cache}", "micro_batch_prompts=1"])
+    final = SFTTrainer(config).train()
+    losses = [m["loss"] for m in read_metrics(tmp_path / "sft")]
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]
+    assert (final / "model.safetensors").is_file() and (final / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_two_rl_steps_per_variant_change_the_weights(tmp_path, session_cache, variant):
+    t = trainer(tmp_path, session_cache, f"variant={variant}", f"tensorboard={variant == 'oppo'}")
+    before = weights(t)
+    t.train()
+    after = weights(t)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all(k.startswith(("model.language_model", "lm_head")) for k in changed)  # towers frozen
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        assert row["advantage/abs_mean"] > 0 and row["reward/length"] > 0
+        assert ("reward/omni" in row) == (variant != "baseline")
+        perception = {"baseline": [], "romni": [], "papo": ["video+audio"], "papo_dual": ["audio", "video"],
+                      "oppo": ["audio", "video"]}[variant]
+        assert sorted(k[3:] for k in row if k.startswith("kl/") and k != "kl/ref") == perception
+        assert ("loss/perception" in row) == bool(perception)
+    if variant == "oppo":
+        assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    if variant in ("papo", "papo_dual"):
+        assert rows[0]["tokens/video" if variant == "papo_dual" else "tokens/video+audio"] == \
+            rows[0]["tokens/completion_mean"] * 4
+
+
+class ContainsEmbedder:
+    """Bag of the mep-synth cue phrases a text contains (unit norm): a clause naming a cue matches it exactly."""
+
+    name = "contains"
+    VOCAB = (*VISUAL_CUES, *AUDIO_CUES, "happy", "sad", "angry", "surprised", "fearful", "neutral")
+
+    def encode(self, texts):
+        import numpy as np
+
+        rows = np.array([[1.0 if v in t.lower() else 0.0 for v in self.VOCAB] + [0.1] for t in texts])
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def teacher_rollout(t: RLTrainer) -> Rollout:
+    """Prompts with visual or acoustic reference cues, completed by their reference reasoning (which names them)."""
+    chosen = [s for s in t.samples if s.cues["video"] or s.cues["audio"]][:3]
+    samples = [s for s in chosen for _ in range(t.config.num_generations)]
+    return t.make_rollout(samples, [s.reasoning for s in samples])
+
+
+def test_oppo_routes_evidence_tokens_and_only_the_full_branch_has_gradient(tmp_path, session_cache):
+    t = trainer(tmp_path, session_cache, "variant=oppo", "perception.beta=1.0", "perception.entropy_coef=0.0",
+                "ref_kl_coef=0.0")
+    t.scorer.embedder = ContainsEmbedder()
+    r = teacher_rollout(t)
+    t.score([r])
+    t.precompute(r, 0)
+    assert not (r.token_masks["video"] & r.token_masks["audio"]).any()
+    for logp in r.masked_logp.values():
+        assert logp.grad_fn is None and not logp.requires_grad  # the masked pass is no-grad
+    tok = t.adapter.tokenizer
+    for row, sample in enumerate(r.samples):
+        for modality in ("video", "audio"):
+            routed = tok.decode(r.completion_ids[row][r.token_masks[modality][row]])
+            assert all(cue in routed for cue in sample.cues[modality])  # every cue's clause is routed
+            assert bool(routed) == bool(sample.cues[modality])  # and nothing else
+    assert r.token_masks["video"].sum() > 0 and r.token_masks["audio"].sum() > 0
+    # gradient of the perception term == −β ∇ Σ_m mean_{T_m} log π(y|full): nothing flows through the masked copies
+    policy = t.policy
+    scores = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=t.config.temperature)
+    from oppo_train.core import k1, perception_loss
+
+    kl = {m: k1(scores.logp, r.masked_logp[m]) for m in r.masked_logp}
+    loss = perception_loss(scores.logp, r.masked_logp, kl, r.token_masks, r.completion_mask, beta=1.0).loss
+    params = [p for p in policy.parameters() if p.requires_grad]
+    got = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    counts = {m: r.token_masks[m].sum().clamp(min=1) for m in r.token_masks}
+    want_loss = -sum((scores.logp * r.token_masks[m]).sum() / counts[m] for m in r.token_masks)
+    want = torch.autograd.grad(want_loss, params, allow_unused=True)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            assert torch.allclose(g, w, atol=1e-6)
+    metrics = t.update([r])
+    assert metrics["tokens/video"] == float(r.token_masks["video"].sum())
+    assert metrics["kl/video"] != 0.0
+
+
+def test_kill_and_resume_is_bit_exact(tmp_path, session_cache, monkeypatch):
+    straight = trainer(tmp_path / "a", session_cache, "max_steps=3", "checkpoint_every=1")
+    straight.train()
+    want = weights(straight)
+    want_rows = read_metrics(tmp_path / "a" / "run")
+
+    killed = trainer(tmp_path / "b", session_cache, "max_steps=3", "checkpoint_every=2")
+    original = RLTrainer.train_step
+
+    def dies_at_step_3(self):
+        if self.step == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self)
+
+    monkeypatch.setattr(RLTrainer, "train_step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    monkeypatch.setattr(RLTrainer, "train_step", original)
+    resumed = trainer(tmp_path / "b", session_cache, "max_steps=3", "checkpoint_every=2", "resume=auto")
+    resumed.train()
+    assert resumed.last_checkpoint.name == "step-000003"
+    got = weights(resumed)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    state = resumed.optimizer.state_dict()["state"]
+    assert state and all(int(v["step"]) == 3 for v in state.values())
+    got_rows = read_metrics(tmp_path / "b" / "run")
+    assert [r["step"] for r in got_rows] == [1, 2, 3]
+    timeless = lambda row: {k: v for k, v in row.items() if not k.startswith(("time/", "step_time"))}
+    assert [timeless(r) for r in got_rows] == [timeless(r) for r in want_rows]
+
+
+def test_nan_reward_stops_the_step_and_keeps_the_checkpoint(tmp_path, session_cache):
+    calls = {"n": 0}
+
+    def nan_on_second_step(prompts, completions, sample_id, **_):
+        calls["n"] += 1
+        return [float("nan") if calls["n"] > 1 and i == 1 else 0.5 for i in range(len(completions))]
+
+    config = rl_config(tmp_path, session_cache, "checkpoint_every=1", "micro_batch_prompts=2",
+                       "rewards.weights={format: 1.0, bad: 1.0}")
+    t = RLTrainer(config, extra_rewards={"bad": nan_on_second_step})
+    with pytest.raises(TrainingError) as err:
+        t.train()
+    message = str(err.value)
+    bad_id = t.local_samples(1)[0].id
+    assert "step 2" in message and "'bad' returned nan" in message and repr(bad_id) in message
+    assert "step-000001" in message and (tmp_path / "run" / "checkpoints" / "step-000001").is_dir()
+    assert not (tmp_path / "run" / "checkpoints" / "step-000002").exists()
+
+
+def test_nan_loss_stops_before_the_weights_change(tmp_path, session_cache):
+    t = trainer(tmp_path, session_cache, "max_steps=1", "perception.beta=.nan")
+    before = weights(t)
+    with pytest.raises(TrainingError, match=r"step 1: non-finite loss = nan.*weights changed.*none yet"):
+        t.train()
+    assert all(torch.equal(v, weights(t)[k]) for k, v in before.items())
+    assert all(p.grad is None for p in t.policy.parameters())
+
+
+def test_reward_exception_names_the_sample(tmp_path, session_cache):
+    def fails_on_one(prompts, completions, sample_id, **_):
+        return [1 / 0 if sid == target else 0.0 for sid in sample_id]
+
+    t = RLTrainer(rl_config(tmp_path, session_cache, "rewards.weights={format: 1.0, fragile: 1.0}"),
+                  extra_rewards={"fragile": fails_on_one})
+    target = t.local_samples(0)[1].id
+    with pytest.raises(TrainingError, match=rf"reward 'fragile' failed on sample '{target}'.*ZeroDivisionError"):
+        t.train()
+    assert json.loads(json.dumps(str(target)))  # the id is a plain string
+
+
+@pytest.mark.parametrize("estimator,loss_type,scale", [("k3", "grpo", "group"), ("exact", "dr_grpo", "batch")])
+def test_other_estimators_and_aggregations_update(tmp_path, session_cache, estimator, loss_type, scale):
+    t = trainer(tmp_path, session_cache, f"perception.estimator={estimator}", f"loss_type={loss_type}",
+                f"scale_rewards={scale}", "perception.kl_clip=0.2")
+    t.scorer.embedder = ContainsEmbedder()
+    r = teacher_rollout(t)
+    t.score([r])
+    t.precompute(r, 0)
+    assert (estimator == "exact") == bool(r.masked_dist)
+    before = weights(t)
+    metrics = t.update([r])
+    assert metrics["kl/video"] >= 0.0 and metrics["kl/audio"] >= 0.0  # k3 and the exact KL are never negative
+    assert metrics["tokens/video"] > 0 and metrics["tokens/audio"] > 0
+    assert any(not torch.equal(v, weights(t)[k]) for k, v in before.items())
