@@ -1,5 +1,6 @@
-"""`python -m mepbench` runs the CLI."""
+"""`python -m mepbench` runs the CLI (guarded: vLLM's engine processes re-import the main module)."""
 
 from mepbench.cli import main
 
-main()
+if __name__ == "__main__":
+    main()
