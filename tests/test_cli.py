@@ -145,6 +145,11 @@ def test_cache_clear_and_bad_flags(tmp_path):
     assert unknown.returncode != 0
 
 
-def test_oppo_train_says_it_is_not_in_this_release():
-    done = subprocess.run([str(BIN / "oppo-train")], capture_output=True, text=True)
-    assert done.returncode == 2 and "issue 8" in done.stderr
+def test_oppo_train_resolves_presets_and_overrides():
+    done = subprocess.run([str(BIN / "oppo-train"), "rl", "--config", "rl_tiny", "max_steps=3", "--print-config"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "max_steps: 3" in done.stdout and "path: tiny-omni" in done.stdout
+    bad = subprocess.run([str(BIN / "oppo-train"), "rl", "--config", "rl_tiny", "no_such_key=1"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no_such_key" in bad.stderr
