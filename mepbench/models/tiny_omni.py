@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from mepbench.models.build import build_atomically, finish_build, is_complete
+
 BUILD_VERSION = 1
-BUILD_INFO = "mepbench_build.json"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                  "preprocessor_config.json", "video_preprocessor_config.json", "README.md", BUILD_INFO)
+                  "preprocessor_config.json", "video_preprocessor_config.json", "README.md")
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
                   "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>")
@@ -178,48 +176,13 @@ def _write(tmp: Path, seed: int) -> None:
     pre, video = _processor_configs()
     (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
     (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))
-    params = sum(p.numel() for p in model.parameters())
-    (tmp / "README.md").write_text(MODEL_CARD.format(seed=seed, params=params, vocab=len(tok)))
-    (tmp / BUILD_INFO).write_text(json.dumps({"version": BUILD_VERSION, "seed": seed}))
-    tmp.chmod(0o755)
-    for f in tmp.iterdir():
-        f.chmod(0o644)
-
-
-def _is_complete(path: Path, seed: int) -> bool:
-    """True when `path` holds every file of a build with this seed and recipe version."""
-    if not all((path / f).is_file() for f in REQUIRED_FILES):
-        return False
-    try:
-        info = json.loads((path / BUILD_INFO).read_text())
-    except (OSError, ValueError):
-        return False
-    return info == {"version": BUILD_VERSION, "seed": seed}
+    finish_build(tmp, model, tok, MODEL_CARD, BUILD_VERSION, seed)
 
 
 def build_tiny_omni(out_dir: str | Path, seed: int = 0) -> Path:
     """Build the tiny random omni model into `out_dir` (atomically) unless a complete build is there."""
-    out = Path(out_dir)
-    if _is_complete(out, seed):
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _write(tmp, seed)
-        stale = None
-        if out.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f".{out.name}.stale.", dir=out.parent))
-            os.replace(out, stale / out.name)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if not _is_complete(out, seed):  # else another process finished first: keep its build
-                raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, BUILD_VERSION, seed),
+                            lambda p: _write(p, seed))
 
 
 def ensure_tiny_omni(cache_dir: Path) -> Path:

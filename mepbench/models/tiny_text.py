@@ -6,19 +6,14 @@ vllm/openai backends are tested and benchmarked with, next to the hf backend. It
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from mepbench.models.build import build_atomically, finish_build, is_complete
 from mepbench.models.tiny_omni import INIT_RANGE, _train_tokenizer
 
 BUILD_VERSION = 1
-BUILD_INFO = "mepbench_build.json"
 REQUIRED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                  "tokenizer_config.json", "README.md", BUILD_INFO)
+                  "tokenizer_config.json", "README.md")
 MAX_POSITIONS = 4096
 
 MODEL_CARD = """---
@@ -62,54 +57,13 @@ def _write(tmp: Path, seed: int) -> None:
     with quiet_progress():
         model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    params = sum(p.numel() for p in model.parameters())
-    (tmp / "README.md").write_text(MODEL_CARD.format(seed=seed, params=params, vocab=len(tok)))
-    (tmp / BUILD_INFO).write_text(json.dumps({"version": BUILD_VERSION, "seed": seed}))
-    tmp.chmod(0o755)
-    for f in tmp.iterdir():
-        f.chmod(0o644)
-
-
-def _is_complete(path: Path, seed: int) -> bool:
-    """True when `path` holds every file of a build with this seed and recipe version."""
-    if not all((path / f).is_file() for f in REQUIRED_FILES):
-        return False
-    try:
-        info = json.loads((path / BUILD_INFO).read_text())
-    except (OSError, ValueError):
-        return False
-    return info == {"version": BUILD_VERSION, "seed": seed}
-
-
-def build_atomically(out: Path, is_complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
-    """Run `write` into a temp dir beside `out` and rename it into place, unless `out` is already complete.
-
-    Concurrent builders never expose a half-written directory: the first finished build wins."""
-    if is_complete(out):
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        stale = None
-        if out.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f".{out.name}.stale.", dir=out.parent))
-            os.replace(out, stale / out.name)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if not is_complete(out):
-                raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    finish_build(tmp, model, tok, MODEL_CARD, BUILD_VERSION, seed)
 
 
 def build_tiny_text(out_dir: str | Path, seed: int = 0) -> Path:
     """Build the tiny random Qwen2 text model into `out_dir` (atomically) unless a complete build is there."""
-    return build_atomically(Path(out_dir), lambda p: _is_complete(p, seed), lambda p: _write(p, seed))
+    return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, BUILD_VERSION, seed),
+                            lambda p: _write(p, seed))
 
 
 def ensure_tiny_text(cache_dir: Path) -> Path:
