@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mepbench.backends import Backend, create_backend
+from mepbench.backends.base import BackendWrapper
 from mepbench.backends.cached import CachedBackend
 from mepbench.cache import ResponseCache
 from mepbench.models import resolve_alias
@@ -113,22 +114,14 @@ class JudgeLedger:
         return {"tasks": tasks, "max_tokens": self.max_tokens, "spent": self.spent}
 
 
-class MeteredBackend:
+class MeteredBackend(BackendWrapper):
     """Below the cache: books tokens to the current role and task; under a budget, sends fresh requests in
     chunks while it lasts and refuses the rest with an error response (never an exception). A chunk in
     flight may overshoot the budget by its own tokens; without a budget the backend gets the whole batch."""
 
     def __init__(self, backend: Backend, ledger: JudgeLedger, chunk: int = 8):
-        self.backend, self.ledger, self.chunk = backend, ledger, max(1, chunk)
-        self.name, self.capabilities = backend.name, backend.capabilities
-
-    def fingerprint(self) -> str:
-        """The wrapped backend's fingerprint (the budget never changes an answer)."""
-        return self.backend.fingerprint()
-
-    def describe(self) -> dict[str, object]:
-        """The wrapped backend's description."""
-        return self.backend.describe()
+        super().__init__(backend)
+        self.ledger, self.chunk = ledger, max(1, chunk)
 
     def generate(self, requests: list[Request]) -> list[Response]:
         """Fresh answers chunk by chunk until the budget is spent; refusals after that."""
@@ -151,20 +144,12 @@ class MeteredBackend:
         return out
 
 
-class RoleJudge:
+class RoleJudge(BackendWrapper):
     """Above the cache: names the role for the metering below and counts every call and cache hit."""
 
     def __init__(self, backend: Backend, role: str, ledger: JudgeLedger):
-        self.backend, self.role, self.ledger = backend, role, ledger
-        self.name, self.capabilities = backend.name, backend.capabilities
-
-    def fingerprint(self) -> str:
-        """The wrapped backend's fingerprint."""
-        return self.backend.fingerprint()
-
-    def describe(self) -> dict[str, object]:
-        """The wrapped backend's description."""
-        return self.backend.describe()
+        super().__init__(backend)
+        self.role, self.ledger = role, ledger
 
     def generate(self, requests: list[Request]) -> list[Response]:
         """Answer through the wrapped backend with this role in scope."""

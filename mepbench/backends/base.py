@@ -46,3 +46,21 @@ class Backend(Protocol):
     def describe(self) -> dict[str, object]:
         """Metadata for results.json: model id, revision/path hash, dtype, device, options."""
         ...
+
+
+class BackendWrapper:
+    """Base of wrappers that change how requests are answered (cache, metering), never what the model is:
+    name, capabilities, fingerprint and description are the wrapped backend's."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.name: str = backend.name
+        self.capabilities: Capabilities = backend.capabilities
+
+    def fingerprint(self) -> str:
+        """The wrapped backend's fingerprint."""
+        return self.backend.fingerprint()
+
+    def describe(self) -> dict[str, object]:
+        """The wrapped backend's description."""
+        return self.backend.describe()

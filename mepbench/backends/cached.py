@@ -3,27 +3,18 @@ and cue extractors, whose calls are as costly as the evaluated model's)."""
 
 from __future__ import annotations
 
-from mepbench.backends.base import Backend, Capabilities
+from mepbench.backends.base import Backend, BackendWrapper
 from mepbench.cache import ResponseCache, request_key
 from mepbench.types import Request, Response
 
 
-class CachedBackend:
+class CachedBackend(BackendWrapper):
     """Same protocol as the wrapped backend; successful responses are cached under its fingerprint."""
 
     def __init__(self, backend: Backend, cache: ResponseCache):
-        self.backend, self.cache = backend, cache
-        self.name = backend.name
-        self.capabilities: Capabilities = backend.capabilities
+        super().__init__(backend)
+        self.cache = cache
         self.hits = 0
-
-    def fingerprint(self) -> str:
-        """The wrapped backend's fingerprint."""
-        return self.backend.fingerprint()
-
-    def describe(self) -> dict[str, object]:
-        """The wrapped backend's description."""
-        return self.backend.describe()
 
     def generate(self, requests: list[Request]) -> list[Response]:
         """Cached answers where present; the rest from the wrapped backend, then cached."""

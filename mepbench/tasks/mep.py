@@ -32,10 +32,7 @@ class MEPTask(SpecTask):
 
     def __init__(self, context: TaskContext):
         super().__init__(context)
-        unknown = set(self.spec.get("scoring") or {}) - set(SCORING_DEFAULTS)
-        if unknown:
-            raise SpecError(f"{self.spec_path}: unknown scoring keys {sorted(unknown)}")
-        self.scoring = {**SCORING_DEFAULTS, **(self.spec.get("scoring") or {})}
+        self.scoring = self.scoring_settings(SCORING_DEFAULTS)
         if context.embedder:
             self.scoring["embedder"] = context.embedder
         if context.extractor:

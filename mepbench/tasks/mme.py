@@ -62,10 +62,7 @@ class MMETask(SpecTask):
 
     def __init__(self, context: TaskContext):
         super().__init__(context)
-        unknown = set(self.spec.get("scoring") or {}) - set(SCORING_DEFAULTS)
-        if unknown:
-            raise SpecError(f"{self.spec_path}: unknown scoring keys {sorted(unknown)}")
-        self.scoring = {**SCORING_DEFAULTS, **(self.spec.get("scoring") or {})}
+        self.scoring = self.scoring_settings(SCORING_DEFAULTS)
         missing = [t for t in TEMPLATES if t not in self._templates]
         if missing or not self.scoring["question"]:
             raise SpecError(f"{self.spec_path}: an mme task needs prompt templates {list(TEMPLATES)} and "

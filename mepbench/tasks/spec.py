@@ -95,6 +95,14 @@ class SpecTask(Task):
         blob = repr((super().fingerprint(), sorted(self._template_sources.items()), repr(self.spec)))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def scoring_settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The spec's `scoring:` block over `defaults`; an unknown key is an error naming the file."""
+        given = self.spec.get("scoring") or {}
+        unknown = set(given) - set(defaults)
+        if unknown:
+            raise SpecError(f"{self.spec_path}: unknown scoring keys {sorted(unknown)}")
+        return {**defaults, **given}
+
     def load(self, limit: int | None = None) -> LoadResult:
         """Call the spec's loader with its arguments."""
         dataset = dict(self.spec["dataset"])
