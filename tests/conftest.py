@@ -14,14 +14,18 @@ from mepbench.types import Request, Response
 SHARED = Path(os.environ.get("MEPBENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
+def unavailable(message: str, require_env: str) -> None:
+    """Skip with `message`, or fail when `require_env`=1 (CI sets it so a missing resource is never a skip)."""
+    if os.environ.get(require_env) == "1":
+        pytest.fail(f"{require_env}=1 but {message}")
+    pytest.skip(message)
+
+
 def shared_fixture(*parts: str) -> Path:
     """Path under ../shared/fixtures; skips (or fails when MEPBENCH_REQUIRE_FIXTURES=1) if absent."""
     path = SHARED.joinpath("fixtures", *parts)
     if not path.exists():
-        message = f"released-data fixture not available: {path}"
-        if os.environ.get("MEPBENCH_REQUIRE_FIXTURES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"released-data fixture not available: {path}", "MEPBENCH_REQUIRE_FIXTURES")
     return path
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, ScriptedBackend, shared_fixture
+from conftest import SHARED, ScriptedBackend, shared_fixture, unavailable
 from test_report import PAYLOAD, TASK, mer_run, scripted_run
 
 from mepbench.report import ReportOptions, build_report
@@ -23,9 +23,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("MEPBENCH_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"MEPBENCH_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
+    unavailable(reason, "MEPBENCH_REQUIRE_BROWSER")
 
 
 def chromium_path() -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import unavailable
 from mepbench.backends.hf import HFBackend
 from mepbench.backends.openai import OpenAIBackend
 from mepbench.backends.vllm import VLLMOptions, vllm_fingerprint
@@ -43,10 +44,8 @@ def vllm_bin(name: str) -> Path:
     """A program of the vLLM venv; skips (fails under MEPBENCH_REQUIRE_VLLM=1) when the venv is absent."""
     path = VLLM_VENV / "bin" / name
     if not path.exists():
-        message = f"vLLM venv not found at {VLLM_VENV}: create it with scripts/setup-vllm-venv.sh"
-        if os.environ.get("MEPBENCH_REQUIRE_VLLM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"vLLM venv not found at {VLLM_VENV}: create it with scripts/setup-vllm-venv.sh",
+                    "MEPBENCH_REQUIRE_VLLM")
     return path
 
 

@@ -51,6 +51,23 @@ def is_complete(path: Path, required: Sequence[str], version: int, seed: int) ->
     return info == {"version": version, "seed": seed}
 
 
+def save_random_model(tmp: Path, model_class: Any, config: Any, tok: Any, seed: int) -> Any:
+    """Initialise `model_class(config)` from `seed` (deterministic weights), save it with neutral generation
+    settings and the tokenizer into `tmp`; returns the model."""
+    import torch
+    from transformers import GenerationConfig
+
+    from mepbench.backends.adapters.base import quiet_progress
+
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+    with quiet_progress():
+        model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    return model
+
+
 def finish_build(tmp: Path, model: Any, tok: Any, card: str, version: int, seed: int) -> None:
     """Write the model card (random weights, size, seed) and the build stamp; make the files read-only."""
     params = sum(p.numel() for p in model.parameters())

@@ -10,7 +10,7 @@ import itertools
 import json
 from pathlib import Path
 
-from mepbench.models.build import build_atomically, finish_build, is_complete
+from mepbench.models.build import build_atomically, finish_build, is_complete, save_random_model
 
 BUILD_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -160,19 +160,10 @@ def _processor_configs() -> tuple[dict, dict]:
 
 def _write(tmp: Path, seed: int) -> None:
     """Build every file of the model directory into `tmp`."""
-    import torch
-    from transformers import GenerationConfig, Qwen2_5OmniThinkerForConditionalGeneration
-
-    from mepbench.backends.adapters.base import quiet_progress
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     tok = _train_tokenizer()
-    config = _thinker_config(tok)
-    torch.manual_seed(seed)
-    model = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
-    with quiet_progress():
-        model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    model = save_random_model(tmp, Qwen2_5OmniThinkerForConditionalGeneration, _thinker_config(tok), tok, seed)
     pre, video = _processor_configs()
     (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
     (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))

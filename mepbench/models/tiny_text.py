@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mepbench.models.build import build_atomically, finish_build, is_complete
+from mepbench.models.build import build_atomically, finish_build, is_complete, save_random_model
 from mepbench.models.tiny_omni import INIT_RANGE, _train_tokenizer
 
 BUILD_VERSION = 1
@@ -44,19 +44,10 @@ def _config(tok):
 
 def _write(tmp: Path, seed: int) -> None:
     """Build every file of the model directory into `tmp`."""
-    import torch
-    from transformers import GenerationConfig, Qwen2ForCausalLM
-
-    from mepbench.backends.adapters.base import quiet_progress
+    from transformers import Qwen2ForCausalLM
 
     tok = _train_tokenizer()
-    config = _config(tok)
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).eval()
-    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
-    with quiet_progress():
-        model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    model = save_random_model(tmp, Qwen2ForCausalLM, _config(tok), tok, seed)
     finish_build(tmp, model, tok, MODEL_CARD, BUILD_VERSION, seed)
 
 
