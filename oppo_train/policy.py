@@ -2,12 +2,15 @@
 serves both sampling and completion log-probs (so DDP/FSDP2 hooks see every call).
 
 Inputs are built by the adapters (`prepare` one prompt, `collate` rows); media placeholder tokens are suppressed when
-sampling, since a sampled placeholder would break re-feeding the completion (env-feasibility.md §2).
+sampling, since a sampled placeholder would break re-feeding the completion (env-feasibility.md §2). Scoring merges
+the tower outputs into the prompt embeddings itself (as the thinker's `forward` does), so that the passes over one
+rollout can share the rope positions and the frozen towers' outputs, and a pass can run on some rows and a prefix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +24,44 @@ from oppo_train.config import ModelConfig
 
 MEDIA_KEYS = frozenset(k for keys in FEATURE_KEYS.values() for k in keys)
 ENCODERS = ("audio_tower", "visual")
+# feature key → (the thinker config's placeholder token id, the tower module, the items' grid key)
+TOWERS = {"pixel_values_videos": ("video_token_id", "visual", "video_grid_thw"),
+          "pixel_values": ("image_token_id", "visual", "image_grid_thw"),
+          "input_features": ("audio_token_id", "audio_tower", None)}
 
 
 @dataclass
 class CompletionScores:
     """Per completion token (B, T): log-prob of the sampled token, its full log-distribution (B, T, V) when asked,
-    and the entropy of the distribution (no grad)."""
+    and the entropy of the distribution (no grad; not computed when only some tokens are scored)."""
 
     logp: torch.Tensor
     log_dist: torch.Tensor | None
-    entropy: torch.Tensor
+    entropy: torch.Tensor | None
+
+
+@dataclass
+class Context:
+    """What the passes over one rollout share (`Policy(..., encode=True)`): the 3-D rope positions of prompt +
+    completion (None for a text-only model: its own), and the outputs of the frozen towers on the full input by
+    feature key (in placeholder order)."""
+
+    positions: torch.Tensor | None
+    towers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def without(self, keys: Iterable[str]) -> Context:
+        """The context minus the tower outputs of `keys` (those a pass recomputes, e.g. from masked features)."""
+        drop = set(keys)
+        return Context(self.positions, {k: v for k, v in self.towers.items() if k not in drop})
+
+
+def target_span(targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The rows with a target token and the length up to the last one; with none, row 0 and length 1, so that every
+    process still makes the same module calls (DDP buffer broadcasts, FSDP all-gathers)."""
+    rows = targets.any(1).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return torch.zeros(1, dtype=torch.long, device=targets.device), 1
+    return rows, int(targets.any(0).nonzero().max()) + 1
 
 
 class Policy(nn.Module):
@@ -42,24 +73,102 @@ class Policy(nn.Module):
 
     def forward(self, inputs: dict[str, Any], completion_ids: torch.Tensor | None = None,
                 completion_mask: torch.Tensor | None = None, *, temperature: float = 1.0, with_dist: bool = False,
-                generate: dict[str, Any] | None = None) -> Any:
-        """`generate` given: `model.generate(**inputs, **generate)`. Otherwise the scores of `completion_ids` after the
-        prompt, with logits divided by the sampling `temperature` (the distribution that was sampled from)."""
+                generate: dict[str, Any] | None = None, encode: bool = False, context: Context | None = None,
+                targets: torch.Tensor | None = None) -> Any:
+        """`generate` given: `model.generate(**inputs, **generate)`; `encode`: the rollout's `Context`. Otherwise the
+        scores of `completion_ids` after the prompt, with logits divided by the sampling `temperature` (the distribution
+        that was sampled from), reusing `context`. With `targets` (B, T bool) only those tokens are scored (0
+        elsewhere): rows without one are left out and each row stops at the last one (causal, so nothing changes)."""
         if generate is not None:
             return self.model.generate(**inputs, **generate)
         if completion_ids is None or completion_mask is None:
             raise ValueError("scoring needs completion_ids and completion_mask")
-        prompt_len = inputs["input_ids"].shape[1]
+        if encode or context is None:
+            shared = self._encode(inputs, completion_ids, completion_mask, towers=encode)
+            if encode:
+                return shared
+            context = shared
+        prompt = self._prompt_embeds(inputs, context.towers)
+        attn, positions = inputs["attention_mask"], context.positions
+        if targets is not None:
+            rows, length = target_span(targets)
+            prompt, attn = prompt[rows], attn[rows]
+            positions = None if positions is None else positions[:, rows]
+            completion_ids, completion_mask = completion_ids[rows, :length], completion_mask[rows, :length]
+        inner = self.model.model
+        embeds = torch.cat([prompt, inner.get_input_embeddings()(completion_ids)], dim=1)
+        mask = torch.cat([attn, completion_mask.to(attn.dtype)], dim=1)
+        backbone = getattr(inner, "language_model", inner)  # a thinker's text model, or a text-only model itself
+        hidden = backbone(inputs_embeds=embeds, attention_mask=mask, use_cache=False,
+                          position_ids=None if positions is None else positions[..., :mask.shape[1]]).last_hidden_state
+        hidden = hidden[:, prompt.shape[1] - 1:-1]
+        if targets is None:
+            logits = self.model.lm_head(hidden).float() / temperature
+            log_dist = torch.log_softmax(logits, dim=-1)
+            logp = log_dist.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+            with torch.no_grad():
+                entropy = -(log_dist.exp() * log_dist).sum(-1)
+            return CompletionScores(logp, log_dist if with_dist else None, entropy)
+        picked = targets[rows, :length]
+        return self._target_scores(hidden[picked], completion_ids[picked], targets, temperature, with_dist)
+
+    def _target_scores(self, hidden: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor, temperature: float,
+                       with_dist: bool) -> CompletionScores:
+        """Scores of the target tokens (`hidden` and `tokens` in row-major target order) placed in (B, T) zeros; the
+        log-probs come from logsumexp unless the log-distribution is asked for (nothing (N, V)-sized is kept)."""
+        logits = self.model.lm_head(hidden).float() / temperature
+        logp = logits.new_zeros(targets.shape)
+        if not with_dist:
+            logp[targets] = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            return CompletionScores(logp, None, None)
+        log_dist = torch.log_softmax(logits, dim=-1)
+        logp[targets] = log_dist.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        full = log_dist.new_zeros(*targets.shape, log_dist.shape[-1])
+        full[targets] = log_dist
+        return CompletionScores(logp, full, None)
+
+    def _encode(self, inputs: dict[str, Any], completion_ids: torch.Tensor, completion_mask: torch.Tensor, *,
+                towers: bool) -> Context:
+        """The rope positions of prompt + completion (as the thinker computes them) and, when `towers`, the outputs of
+        the towers whose parameters are all frozen (the same for the policy, its reference and every masked copy's
+        other modality). A text-only model has neither."""
+        inner = self.model.model
+        if not hasattr(inner, "get_rope_index"):
+            return Context(None)
         ids = torch.cat([inputs["input_ids"], completion_ids], dim=1)
         mask = torch.cat([inputs["attention_mask"], completion_mask.to(inputs["attention_mask"].dtype)], dim=1)
-        media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-        hidden = self.model.model(input_ids=ids, attention_mask=mask, use_cache=False, **media).last_hidden_state
-        logits = self.model.lm_head(hidden[:, prompt_len - 1:-1]).float() / temperature
-        log_dist = torch.log_softmax(logits, dim=-1)
-        logp = log_dist.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-        with torch.no_grad():
-            entropy = -(log_dist.exp() * log_dist).sum(-1)
-        return CompletionScores(logp, log_dist if with_dist else None, entropy)
+        frames = inputs.get("feature_attention_mask")
+        positions, _ = inner.get_rope_index(
+            input_ids=ids, image_grid_thw=inputs.get("image_grid_thw"), video_grid_thw=inputs.get("video_grid_thw"),
+            attention_mask=mask, use_audio_in_video=bool(inputs.get("use_audio_in_video", False)),
+            audio_seqlens=None if frames is None else frames.sum(1),
+            second_per_grids=inputs.get("video_second_per_grid"))
+        frozen = {key: self._tower(key, inputs) for key, (_, tower, _) in TOWERS.items()
+                  if towers and inputs.get(key) is not None
+                  and not any(p.requires_grad for p in getattr(inner, tower).parameters())}
+        return Context(positions, frozen)
+
+    def _tower(self, key: str, inputs: dict[str, Any]) -> torch.Tensor:
+        """The tower output for the features under `key`, one row per placeholder token (as the thinker merges it)."""
+        inner = self.model.model
+        if key == "input_features":
+            return inner.get_audio_features(inputs[key], inputs.get("feature_attention_mask"),
+                                            inputs.get("audio_feature_lengths"), return_dict=True).last_hidden_state
+        get = inner.get_video_features if key == "pixel_values_videos" else inner.get_image_features
+        return torch.cat(get(inputs[key], inputs[TOWERS[key][2]], return_dict=True).pooler_output)
+
+    def _prompt_embeds(self, inputs: dict[str, Any], towers: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The prompt's input embeddings with the media placeholders replaced by the tower outputs (from `towers` where
+        given, else computed from `inputs`)."""
+        inner = self.model.model
+        ids = inputs["input_ids"]
+        embeds = inner.get_input_embeddings()(ids)
+        for key, (token, _, _) in TOWERS.items():
+            if inputs.get(key) is not None:
+                out = towers[key] if key in towers else self._tower(key, inputs)
+                slots = (ids == getattr(inner.config, token)).unsqueeze(-1)
+                embeds = embeds.masked_scatter(slots, out.to(embeds.device, embeds.dtype))
+        return embeds
 
 
 def resolve_model_path(path: str, cache_dir: Path) -> Path:

@@ -22,6 +22,7 @@ from oppo_train.core import (
     aggregate,
     clipped_surrogate,
     copy_name,
+    feature_keys,
     group_advantages,
     mask_features,
     masked_copies,
@@ -30,7 +31,7 @@ from oppo_train.core import (
     token_kl,
 )
 from oppo_train.engine import Engine, Recent, step_seed
-from oppo_train.policy import completion_mask, load_reference, to_device
+from oppo_train.policy import CompletionScores, Context, completion_mask, load_reference, to_device
 from oppo_train.rewards import CUE_REWARDS, PRESETS, CueScorer, RewardError, build_rewards, compute_rewards
 from oppo_train.rollout_vllm import VLLMRollout
 
@@ -51,6 +52,7 @@ class Rollout:
     masked_logp: dict[str, torch.Tensor] = field(default_factory=dict)
     masked_dist: dict[str, torch.Tensor] = field(default_factory=dict)
     token_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    context: Context | None = None
 
 
 def import_callable(path: str) -> Any:
@@ -205,26 +207,34 @@ class RLTrainer(Engine):
         return {m: v.to(self.accelerator.device) & r.completion_mask.bool() for m, v in masks.items()}
 
     def precompute(self, r: Rollout, salt: int) -> None:
-        """Reference log-probs, masked-copy log-probs (each feature element zeroed with prob. ρ; no gradient) and the
-        token sets of the perception term."""
+        """The passes' shared context (rope positions, frozen towers' outputs), reference log-probs, the token sets of
+        the perception term, then each masked copy's log-probs on its tokens only (every feature element of the masked
+        modality zeroed with prob. ρ; no gradient; skipped when no process has a token for it)."""
         c, temp = self.config, self.config.temperature
         exact = c.perception.estimator == "exact"
+        copies = masked_copies(self.mode)
         with torch.no_grad():
+            r.context = self.policy(r.inputs, r.completion_ids, r.completion_mask, encode=True)
             if self.reference is not None:
-                r.ref_logp = self.reference(r.inputs, r.completion_ids, r.completion_mask, temperature=temp).logp
-            for k, modalities in enumerate(masked_copies(self.mode)):
+                r.ref_logp = self.reference(r.inputs, r.completion_ids, r.completion_mask, temperature=temp,
+                                            context=r.context, targets=r.completion_mask.bool()).logp
+        if self.mode == "oppo":
+            r.token_masks = self.route(r)
+        else:
+            r.token_masks = {copy_name(modalities): r.completion_mask.bool() for modalities in copies}
+        with torch.no_grad():
+            for k, modalities in enumerate(copies):
+                name = copy_name(modalities)
+                if not self.any_process(bool(r.token_masks[name].any())):
+                    continue
                 gen = torch.Generator(device=self.accelerator.device)
                 gen.manual_seed(step_seed(c.seed, self.step, self.rank, 1, salt, k))
                 masked = mask_features(r.inputs, modalities, c.perception.rho, gen)
-                scores = self.policy(masked, r.completion_ids, r.completion_mask, temperature=temp, with_dist=exact)
-                name = copy_name(modalities)
+                scores = self.policy(masked, r.completion_ids, r.completion_mask, temperature=temp, with_dist=exact,
+                                     context=r.context.without(feature_keys(modalities)), targets=r.token_masks[name])
                 r.masked_logp[name] = scores.logp
                 if exact:
                     r.masked_dist[name] = scores.log_dist
-        if self.mode == "oppo":
-            r.token_masks = self.route(r)
-        elif self.mode != "none":
-            r.token_masks = {name: r.completion_mask.bool() for name in r.masked_logp}
 
     # -- update ------------------------------------------------------------------------------------------------------
 
@@ -240,7 +250,7 @@ class RLTrainer(Engine):
         c = self.config
         assert r.advantages is not None, "score() first"
         scores = self.policy(r.inputs, r.completion_ids, r.completion_mask, temperature=c.temperature,
-                             with_dist=c.perception.estimator == "exact")
+                             with_dist=c.perception.estimator == "exact", context=r.context)
         mask = r.completion_mask
         per_token, clipped = clipped_surrogate(scores.logp, scores.logp.detach(), r.advantages, c.clip_eps,
                                                c.clip_eps_high)
@@ -254,9 +264,8 @@ class RLTrainer(Engine):
                          max_length=c.max_new_tokens)
         logs["loss/policy"] = float(loss.detach())
         if r.token_masks:
-            kl = {n: token_kl(c.perception.estimator, scores.logp, r.masked_logp[n], scores.log_dist,
-                              r.masked_dist.get(n)) for n in r.token_masks}
-            term = perception_loss(scores.logp, r.masked_logp, kl, r.token_masks, mask, beta=c.perception.beta,
+            kl = {n: self.copy_kl(scores, r, n) for n in r.token_masks}
+            term = perception_loss(scores.logp, kl, r.token_masks, mask, beta=c.perception.beta,
                                    entropy_coef=c.perception.entropy_coef, kl_clip=c.perception.kl_clip,
                                    token_counts={n: norms[n] for n in r.token_masks},
                                    completion_tokens=norms["tokens"])
@@ -264,6 +273,14 @@ class RLTrainer(Engine):
             logs["loss/perception"] = float(term.loss.detach())
             logs.update({f"kl/{n}": value for n, value in term.kl.items()})
         return loss, logs
+
+    def copy_kl(self, scores: CompletionScores, r: Rollout, name: str) -> torch.Tensor:
+        """Per-token KL(full ‖ masked copy `name`) by the configured estimator; zeros when the copy was skipped (no
+        process had a token for it)."""
+        if name not in r.masked_logp:
+            return torch.zeros_like(scores.logp.detach())
+        return token_kl(self.config.perception.estimator, scores.logp, r.masked_logp[name], scores.log_dist,
+                        r.masked_dist.get(name))
 
     def update(self, rollouts: list[Rollout]) -> dict[str, Any]:
         """Gradient passes over the micro-batches with whole-step normalisers (over all processes; DDP averages the

@@ -11,6 +11,7 @@ from oppo_train.core import (
     aggregate,
     clipped_surrogate,
     exact_kl,
+    feature_keys,
     group_advantages,
     k1,
     k3,
@@ -163,6 +164,18 @@ def test_masking_audio_both_and_determinism():
         mask_features(inputs, ["video"], 1.5)
 
 
+def test_audio_masking_draws_only_up_to_the_last_used_frame():
+    inputs = {**_inputs(), "feature_attention_mask": torch.zeros(2, 300, dtype=torch.int32),
+              "input_features": torch.full((2, 8, 300), 2.0)}
+    inputs["feature_attention_mask"][0, :120] = 1
+    inputs["feature_attention_mask"][1, :80] = 1
+    out = mask_features(inputs, ["audio"], 0.7, torch.Generator().manual_seed(0))["input_features"]
+    assert out.shape == (2, 8, 300)
+    assert abs(float((out[..., :120] == 0).float().mean()) - 0.7) < 0.03  # 1,920 draws over the frames in use
+    assert (out[..., 120:] == 2.0).all()  # padding after the longest clip (dropped by the encoder) is not drawn for
+    assert feature_keys(["video", "audio"]) == ("pixel_values_videos", "pixel_values", "input_features")
+
+
 def test_masked_copies_per_mode():
     assert masked_copies("none") == ()
     assert masked_copies("papo") == (("video", "audio"),)
@@ -183,23 +196,23 @@ def test_perception_loss_value_by_hand_k1():
     logp, masked, comp, routed = _perception_case()
     kl = {m: k1(logp, masked[m]) for m in masked}
     # KL_V on tokens 0,2: (0.5 + 2.0)/2 = 1.25 ; KL_A on tokens 1,3: (1.0 + -1.0)/2 = 0
-    # H_full = 5/4 = 1.25, H_V = 7/4, H_A = 5/4 → J = −0.1·1.25 + 0.01·(1.25 + 1.75 + 1.25)
-    out = perception_loss(logp, masked, kl, routed, comp, beta=0.1, entropy_coef=0.01)
-    assert close(out.loss, -0.125 + 0.0425)
+    # H_full = 5/4 = 1.25 → J = −0.1·1.25 + 0.01·1.25 (the masked copies' entropies are constants, left out)
+    out = perception_loss(logp, kl, routed, comp, beta=0.1, entropy_coef=0.01)
+    assert close(out.loss, -0.125 + 0.0125)
     assert out.kl == pytest.approx({"video": 1.25, "audio": 0.0})
     assert out.tokens == {"video": 2.0, "audio": 2.0}
-    assert out.entropy_full == pytest.approx(1.25) and out.entropy_masked == pytest.approx({"video": 1.75, "audio": 1.25})
+    assert out.entropy_full == pytest.approx(1.25)
 
 
 def test_perception_term_sign_maximises_divergence():
     logp, masked, comp, routed = _perception_case()
     kl = {m: k1(logp, masked[m]) for m in masked}
-    perception_loss(logp, masked, kl, routed, comp, beta=0.1).loss.backward()
+    perception_loss(logp, kl, routed, comp, beta=0.1).loss.backward()
     # d(−β mean_{T_m}(logp − masked))/d logp_t = −β/|T_m| on routed tokens: descending raises log p(y|full)
     assert close(logp.grad, [[-0.05, -0.05, -0.05, -0.05]])
     with torch.no_grad():
         stepped = logp - 1.0 * logp.grad
-    after = perception_loss(stepped, masked, {m: k1(stepped, masked[m]) for m in masked}, routed, comp, beta=0.1)
+    after = perception_loss(stepped, {m: k1(stepped, masked[m]) for m in masked}, routed, comp, beta=0.1)
     assert sum(after.kl.values()) > 1.25  # a gradient step increases the full-vs-masked divergence
 
 
@@ -207,11 +220,11 @@ def test_perception_only_routed_tokens_and_clip_and_empty_sets():
     logp, masked, comp, routed = _perception_case()
     only_video = {"video": routed["video"], "audio": torch.zeros_like(routed["audio"])}
     kl = {m: k1(logp, masked[m]) for m in masked}
-    out = perception_loss(logp, masked, kl, only_video, comp, beta=1.0)
+    out = perception_loss(logp, kl, only_video, comp, beta=1.0)
     out.loss.backward()
     assert close(logp.grad, [[-0.5, 0.0, -0.5, 0.0]])  # unrouted tokens get no KL gradient
     assert out.kl["audio"] == 0.0 and out.tokens["audio"] == 0.0
-    clipped = perception_loss(logp, masked, kl, routed, comp, beta=1.0, kl_clip=0.2)
+    clipped = perception_loss(logp, kl, routed, comp, beta=1.0, kl_clip=0.2)
     assert clipped.kl["video"] == pytest.approx(0.2)  # tokens 0, 2 capped at 0.2 each
 
 
@@ -219,7 +232,7 @@ def test_perception_k3_and_papo_all_tokens():
     logp, masked, comp, _ = _perception_case()
     both = {"video+audio": masked["video"]}
     kl = {"video+audio": k3(logp, both["video+audio"])}
-    out = perception_loss(logp, both, kl, {"video+audio": comp.bool()}, comp, beta=1.0)
+    out = perception_loss(logp, kl, {"video+audio": comp.bool()}, comp, beta=1.0)
     want = float(k3(logp.detach(), masked["video"]).mean())
     assert out.kl["video+audio"] == pytest.approx(want) and out.tokens["video+audio"] == 4.0
 

@@ -123,7 +123,7 @@ def test_oppo_routes_evidence_tokens_and_only_the_full_branch_has_gradient(tmp_p
     from oppo_train.core import k1, perception_loss
 
     kl = {m: k1(scores.logp, r.masked_logp[m]) for m in r.masked_logp}
-    loss = perception_loss(scores.logp, r.masked_logp, kl, r.token_masks, r.completion_mask, beta=1.0).loss
+    loss = perception_loss(scores.logp, kl, r.token_masks, r.completion_mask, beta=1.0).loss
     params = [p for p in policy.parameters() if p.requires_grad]
     got = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     counts = {m: r.token_masks[m].sum().clamp(min=1) for m in r.token_masks}
@@ -223,3 +223,125 @@ def test_other_estimators_and_aggregations_update(tmp_path, session_cache, estim
     assert metrics["kl/video"] >= 0.0 and metrics["kl/audio"] >= 0.0  # k3 and the exact KL are never negative
     assert metrics["tokens/video"] > 0 and metrics["tokens/audio"] > 0
     assert any(not torch.equal(v, weights(t)[k]) for k, v in before.items())
+
+
+# -- the optimised no-grad passes equal the plain ones -------------------------------------------------------------
+
+def thinker_scores(policy, inputs, ids, mask, temperature):
+    """Log-probs and log-distributions from the thinker's own forward on every row and token (the plain passes)."""
+    model = policy.model
+    prompt_len = inputs["input_ids"].shape[1]
+    media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    hidden = model.model(input_ids=torch.cat([inputs["input_ids"], ids], 1), use_cache=False, **media,
+                         attention_mask=torch.cat([inputs["attention_mask"], mask], 1)).last_hidden_state
+    log_dist = torch.log_softmax(model.lm_head(hidden[:, prompt_len - 1:-1]).float() / temperature, -1)
+    return log_dist.gather(-1, ids.unsqueeze(-1)).squeeze(-1), log_dist
+
+
+def same_grads(got: list[torch.Tensor], want: list[torch.Tensor]) -> bool:
+    """Equal to float32 accuracy relative to each gradient tensor's scale."""
+    return all(float((g - w).abs().max()) <= 1e-5 * float(w.abs().max()) + 1e-7 for g, w in zip(got, want))
+
+
+def mixed_rollout(t: RLTrainer, kinds: tuple[str, ...]) -> Rollout:
+    """Reference completions of one prompt per kind: cues of both modalities, video only, audio only, none."""
+    test = {"both": lambda c: c["video"] and c["audio"], "video": lambda c: c["video"] and not c["audio"],
+            "audio": lambda c: c["audio"] and not c["video"], "none": lambda c: not c["video"] and not c["audio"]}
+    chosen = [next(s for s in t.samples if test[kind](s.cues)) for kind in kinds]
+    samples = [s for s in chosen for _ in range(t.config.num_generations)]
+    return t.make_rollout(samples, [s.reasoning for s in samples])
+
+
+def plain_precompute(t: RLTrainer, r: Rollout, salt: int) -> None:
+    """The passes without the optimisations: every row and token, towers recomputed, the same feature masks."""
+    from oppo_train.core import copy_name, mask_features, masked_copies
+    from oppo_train.engine import step_seed
+
+    c, temp = t.config, t.config.temperature
+    with torch.no_grad():
+        r.ref_logp = thinker_scores(t.reference, r.inputs, r.completion_ids, r.completion_mask, temp)[0]
+        for k, modalities in enumerate(masked_copies(t.mode)):
+            gen = torch.Generator().manual_seed(step_seed(c.seed, t.step, t.rank, 1, salt, k))
+            masked = mask_features(r.inputs, modalities, c.perception.rho, gen)
+            logp, log_dist = thinker_scores(t.unwrapped, masked, r.completion_ids, r.completion_mask, temp)
+            r.masked_logp[copy_name(modalities)] = logp
+            if c.perception.estimator == "exact":
+                r.masked_dist[copy_name(modalities)] = log_dist
+    r.token_masks = t.route(r)
+
+
+def loss_and_grads(t: RLTrainer, r: Rollout) -> tuple[float, dict[str, float], list[torch.Tensor]]:
+    norms = {"rows": float(r.completion_mask.shape[0]), "tokens": float(r.completion_mask.sum()),
+             **{n: float(m.sum()) for n, m in r.token_masks.items()}}
+    loss, logs = t.micro_loss(r, norms, beta_ref=0.04)
+    params = [p for p in t.policy.parameters() if p.requires_grad]
+    return float(loss.detach()), logs, list(torch.autograd.grad(loss, params))
+
+
+def test_policy_passes_equal_the_thinker_forward(tmp_path, session_cache):
+    t = trainer(tmp_path, session_cache, "data.n=8")
+    r = mixed_rollout(t, ("both", "video"))
+    policy, temp = t.unwrapped, t.config.temperature
+    want, _ = thinker_scores(policy, r.inputs, r.completion_ids, r.completion_mask, temp)
+    with torch.no_grad():
+        context = policy(r.inputs, r.completion_ids, r.completion_mask, encode=True)
+    assert set(context.towers) == {"pixel_values_videos", "input_features"}  # both towers are frozen
+    got = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp, context=context)
+    plain = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp)
+    mask = r.completion_mask.bool()
+    assert torch.allclose(got.logp[mask], want[mask], atol=1e-6) and torch.equal(got.logp, plain.logp)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((got.logp * mask).sum(), params)
+    assert same_grads(grads, torch.autograd.grad((want * mask).sum(), params))  # shared tower outputs: same gradient
+    targets = torch.zeros_like(mask)
+    targets[1, 3], targets[2, 7] = True, True  # rows 0 and 3 left out, every row stops at token 7
+    with torch.no_grad():
+        some = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp, context=context, targets=targets)
+        none = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp, context=context,
+                      targets=torch.zeros_like(mask))
+    assert torch.allclose(some.logp[targets], want[targets].detach(), atol=1e-6)
+    assert not some.logp[~targets].any() and some.entropy is None and not none.logp.any()
+
+
+def test_text_only_policy_passes_equal_the_model_forward(tmp_path, session_cache):
+    from mepbench.models.tiny_text import ensure_tiny_text
+
+    t = trainer(tmp_path, session_cache, f"model.path={ensure_tiny_text(session_cache)}")
+    r = t.make_rollout(t.samples[:2], [s.reasoning for s in t.samples[:2]])
+    policy, temp = t.unwrapped, t.config.temperature
+    want, _ = thinker_scores(policy, r.inputs, r.completion_ids, r.completion_mask, temp)  # no media: the plain LM
+    with torch.no_grad():
+        context = policy(r.inputs, r.completion_ids, r.completion_mask, encode=True)
+        got = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp, context=context)
+        some = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=temp, context=context,
+                      targets=r.completion_mask.bool() & (torch.arange(r.completion_mask.shape[1]) < 5))
+    mask = r.completion_mask.bool()
+    assert context.positions is None and not context.towers  # a text model keeps its own positions
+    assert torch.allclose(got.logp[mask], want[mask], atol=1e-6)
+    assert torch.allclose(some.logp[:, :5], want[:, :5].detach(), atol=1e-6) and not some.logp[:, 5:].any()
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3", "exact"])
+@pytest.mark.parametrize("kinds", [("both", "video", "audio", "none"), ("video", "none")])
+def test_optimised_passes_give_the_plain_loss_and_gradient(tmp_path, session_cache, estimator, kinds):
+    t = trainer(tmp_path, session_cache, "variant=oppo", "data.n=8", f"perception.estimator={estimator}",
+                "perception.beta=1.0", "perception.entropy_coef=0.01")
+    t.scorer.embedder = ContainsEmbedder()
+    r = mixed_rollout(t, kinds)
+    t.score([r])
+    plain = Rollout(r.samples, r.inputs, r.completion_ids, r.completion_mask, r.texts, advantages=r.advantages)
+    t.precompute(r, 0)
+    plain_precompute(t, plain, 0)
+    routed = {m: r.token_masks[m].any(1) for m in ("video", "audio")}
+    assert routed["video"].any() and not routed["video"].all()  # some rows with routed tokens, some without
+    if "audio" not in kinds and "both" not in kinds:
+        assert not routed["audio"].any() and "audio" not in r.masked_logp  # no routed token: the pass is skipped
+    for name, logp in r.masked_logp.items():
+        assert not logp.requires_grad and logp.grad_fn is None
+        routed_tokens = r.token_masks[name]
+        assert torch.allclose(logp[routed_tokens], plain.masked_logp[name][routed_tokens], atol=1e-5)
+    loss, logs, grads = loss_and_grads(t, r)
+    want_loss, want_logs, want_grads = loss_and_grads(t, plain)
+    assert loss == pytest.approx(want_loss, rel=1e-5, abs=1e-6)
+    assert logs == pytest.approx(want_logs, rel=1e-5, abs=1e-6)
+    assert same_grads(grads, want_grads)

@@ -1,8 +1,10 @@
 """The Omni-Perception Loss (paper §4) and its ablations PAPO and PAPO-dual (§4.2 V0/V1), on per-token KLs.
 
-J = −β · Σ_m mean_{t ∈ T_m} KL_m(t) + η · (H_full + Σ_m H_m), with KL_m(t) an estimate of KL(π(·|X) ‖ π(·|X̃^m)) and
-H = −mean log-prob of the sampled tokens (the authors' code). Minimising J maximises the full-vs-masked divergence on
-the selected tokens. The masked log-probs must come from a no-grad pass: only the full-input branch carries gradient.
+J = −β · Σ_m mean_{t ∈ T_m} KL_m(t) + η · H_full, with KL_m(t) an estimate of KL(π(·|X) ‖ π(·|X̃^m)) and
+H = −mean log-prob of the sampled tokens. Minimising J maximises the full-vs-masked divergence on the selected tokens.
+The masked log-probs must come from a no-grad pass: only the full-input branch carries gradient. The authors' code
+adds η · Σ_m H_m, the masked copies' entropies: constants without gradient, left out so that a masked pass needs
+only the tokens of T_m.
 """
 
 from __future__ import annotations
@@ -42,21 +44,19 @@ class PerceptionLoss:
     kl: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)
     entropy_full: float = 0.0
-    entropy_masked: dict[str, float] = field(default_factory=dict)
 
 
-def perception_loss(logp_full: torch.Tensor, masked_logp: Mapping[str, torch.Tensor], kl: Mapping[str, torch.Tensor],
-                    token_masks: Mapping[str, torch.Tensor], completion_mask: torch.Tensor, *, beta: float,
-                    entropy_coef: float = 0.0, kl_clip: float | None = None,
-                    token_counts: Mapping[str, float] | None = None,
+def perception_loss(logp_full: torch.Tensor, kl: Mapping[str, torch.Tensor], token_masks: Mapping[str, torch.Tensor],
+                    completion_mask: torch.Tensor, *, beta: float, entropy_coef: float = 0.0,
+                    kl_clip: float | None = None, token_counts: Mapping[str, float] | None = None,
                     completion_tokens: float | None = None) -> PerceptionLoss:
-    """−β Σ_m mean_{T_m} KL_m + η (H_full + Σ_m H_m) over the (B, T) tensors of one batch.
+    """−β Σ_m mean_{T_m} KL_m + η H_full over the (B, T) tensors of one batch.
 
     `kl[m]` is the per-token KL of copy m, `token_masks[m]` its token set T_m (routed tokens for OPPO, every completion
     token for PAPO); `kl_clip` caps each token's KL (a guard against KL hacking). `token_counts` / `completion_tokens`
     override the mean denominators so micro-batches add up to the whole step.
     """
-    terms, kl_log, tokens, ent_masked = [], {}, {}, {}
+    terms, kl_log, tokens = [], {}, {}
     for name, per_token in kl.items():
         if kl_clip is not None:
             per_token = torch.clamp(per_token, max=kl_clip)
@@ -65,8 +65,7 @@ def perception_loss(logp_full: torch.Tensor, masked_logp: Mapping[str, torch.Ten
         term = masked_mean(per_token, mask, count)
         terms.append(term)
         kl_log[name], tokens[name] = float(term.detach()), float(mask.sum())
-        ent_masked[name] = float(masked_mean(-masked_logp[name].detach(), completion_mask, completion_tokens))
     h_full = masked_mean(-logp_full, completion_mask, completion_tokens)
     divergence = torch.stack(terms).sum() if terms else logp_full.sum() * 0.0
-    loss = -beta * divergence + entropy_coef * (h_full + sum(ent_masked.values()))
-    return PerceptionLoss(loss, kl_log, tokens, float(h_full.detach()), ent_masked)
+    loss = -beta * divergence + entropy_coef * h_full
+    return PerceptionLoss(loss, kl_log, tokens, float(h_full.detach()))
