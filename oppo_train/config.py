@@ -24,9 +24,10 @@ VARIANT_SETTINGS = {"baseline": ("none", False), "romni": ("none", True), "papo"
 
 @dataclass
 class ModelConfig:
-    """The policy checkpoint (`tiny-omni` builds the tiny random test model into the cache) and how it trains."""
+    """The policy checkpoint (a folder, or an alias: `tiny-omni` the trained default, `tiny-omni-random` the random
+    test model) and how it trains."""
 
-    path: str = "tiny-omni"
+    path: str = "tiny-omni-random"
     dtype: str = "float32"
     freeze_encoders: bool = True  # vision and audio towers frozen, LLM trained (§5)
     gradient_checkpointing: bool = False
@@ -112,6 +113,7 @@ class SFTConfig(TrainConfig):
     data: DataConfig = field(default_factory=DataConfig)
     lr: float = 2e-5
     num_epochs: int = 2
+    probes_per_clip: int = 0  # yes/no cue questions per clip with the full input (mepbench's probe prompt)
 
 
 @dataclass
@@ -186,9 +188,23 @@ def _set(obj: Any, dotted: str, value: Any, where: str, prefix: str = "") -> Non
         for key, item in value.items():
             _set(current, str(key), item, where, f"{prefix}{head}.")
         return
+    if rest and isinstance(current, dict):
+        _set_in_mapping(current, rest, value)
+        return
     if rest:
         raise ConfigError(f"{where}: {prefix + head!r} is not a section (in {prefix + dotted!r})")
     setattr(obj, head, _coerce(typing.get_type_hints(type(obj))[head], value, f"{where}: {prefix + dotted}"))
+
+
+def _set_in_mapping(mapping: dict[str, Any], dotted: str, value: Any) -> None:
+    """`a.b=v` into a free-form mapping field (the repro's per-stage overrides), creating nested mappings."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        mapping[head] = value
+        return
+    inner = mapping.get(head)
+    mapping[head] = inner = dict(inner) if isinstance(inner, dict) else {}
+    _set_in_mapping(inner, rest, value)
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -214,6 +230,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return str(value)
         if base is dict and isinstance(value, dict):
             return dict(value)
+        if base is list and isinstance(value, (list, int, str)) and not isinstance(value, bool):
+            return list(value) if isinstance(value, list) else [value]
     raise ConfigError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
 
 
@@ -239,7 +257,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
 
 
 def validate(config: Any) -> None:
-    """Raise ConfigError for values outside their allowed sets or ranges."""
+    """Raise ConfigError for values outside their allowed sets or ranges (training stages; others check themselves)."""
+    if not isinstance(config, TrainConfig):
+        return
     checks: list[tuple[bool, str]] = [
         (config.prompts_per_step >= 1 and config.micro_batch_prompts >= 1,
          "prompts_per_step and micro_batch_prompts must be >= 1"),

@@ -91,10 +91,10 @@ class Engine:
         self.output_dir = Path(config.output_dir)
         self.cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.model_path = resolve_model_path(config.model.path, self.cache_dir)
-        self.samples: list[Sample] = load_samples(config.data, self.cache_dir)
+        self.task = prompt_task(config.data, self.cache_dir)
+        self.samples: list[Sample] = self.training_rows(load_samples(config.data, self.cache_dir))
         if not self.samples:
             raise TrainingError("no training samples")
-        self.task = prompt_task(config.data, self.cache_dir)
         self.adapter = load_adapter(config.model, self.cache_dir, str(self.accelerator.device))
         self.dtype = self.adapter.model.dtype
         trainable = [p for p in self.adapter.model.parameters() if p.requires_grad]
@@ -122,6 +122,10 @@ class Engine:
         self.accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = rows
 
     # -- schedule and data -------------------------------------------------------------------------------------------
+
+    def training_rows(self, samples: list[Sample]) -> list[Sample]:
+        """The rows a stage trains on, from the loaded samples (the SFT stage adds probe rows)."""
+        return samples
 
     @property
     def total_steps(self) -> int:

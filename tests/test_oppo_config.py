@@ -11,6 +11,7 @@ from mepbench.types import Sample
 from oppo_train.cli import main, preset_dir, resolve_config_path
 from oppo_train.config import ConfigError, DataConfig, RLConfig, SFTConfig, load_config, to_dict
 from oppo_train.data import DataError, load_csv, load_records, sft_target, step_indices
+from oppo_train.repro import ReproConfig
 
 
 def test_paper_defaults():
@@ -52,7 +53,7 @@ def test_shipped_presets_load():
     names = sorted(p.stem for p in preset_dir().glob("*.yaml"))
     assert {"rl_paper", "rl_tiny", "sft_paper", "sft_tiny", "rl_code_weights"} <= set(names)
     for name in names:
-        cls = SFTConfig if name.startswith("sft") else RLConfig
+        cls = ReproConfig if name == "mini_repro" else SFTConfig if name.startswith("sft") else RLConfig
         load_config(cls, resolve_config_path(name))
     paper = load_config(RLConfig, resolve_config_path("rl_paper"))
     assert paper.model.dtype == "bfloat16" and paper.rewards.embedder == "Qwen/Qwen3-Embedding-0.6B"

@@ -40,7 +40,7 @@ def test_rebuilds_incomplete_or_other_seed(tmp_path):
 
 
 def test_ensure_tiny_omni_uses_cache_layout(tiny_dir, session_cache):
-    assert tiny_dir == session_cache / "models" / "tiny-omni"
+    assert tiny_dir == session_cache / "models" / "tiny-omni-random"
     assert "randomly initialised" in (tiny_dir / "README.md").read_text()
 
 
@@ -94,3 +94,34 @@ def test_numpy_video_processor_matches_qwen_layout(tiny_dir):
     np.testing.assert_allclose(out["pixel_values_videos"][0].numpy(), expected, rtol=1e-5, atol=1e-5)
     resized = proc([np.zeros((2, 100, 130, 3), np.uint8)])["video_grid_thw"].tolist()
     assert resized[0][1] % 2 == 0 and resized[0][2] % 2 == 0
+
+
+def test_repro_size_is_wider_and_keeps_the_tokenizer(tiny_dir, tmp_path):
+    import json
+
+    repro = build_tiny_omni(tmp_path / "repro", seed=0, size="repro")
+    text = json.loads((repro / "config.json").read_text())["text_config"]
+    test = json.loads((tiny_dir / "config.json").read_text())["text_config"]
+    assert (text["hidden_size"], text["num_hidden_layers"]) == (128, 3) and test["hidden_size"] == 64
+    assert file_hash(repro / "tokenizer.json") == file_hash(tiny_dir / "tokenizer.json")
+    with pytest.raises(ValueError, match="unknown tiny-omni size"):
+        build_tiny_omni(tmp_path / "x", size="huge")
+
+
+def test_tokenizer_knows_the_mep_synth_vocabulary(tiny_dir):
+    from transformers import AutoTokenizer
+
+    from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir, local_files_only=True)
+    assert all(len(tok(" " + cue).input_ids) <= 3 for cue in VISUAL_CUES + AUDIO_CUES)
+
+
+def test_aliases(session_cache, monkeypatch, tmp_path):
+    import mepbench.models as models
+
+    assert models.resolve_alias("tiny-omni-random", session_cache) == str(session_cache / "models" / "tiny-omni-random")
+    assert models.resolve_alias("/some/folder", session_cache) == "/some/folder"
+    monkeypatch.setattr(models, "TRAINED_TINY_OMNI", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="oppo-train repro"):
+        models.resolve_alias("tiny-omni", session_cache)

@@ -1,0 +1,106 @@
+"""The mini OPPO reproduction: probe rows for SFT, its config and stage arguments, the seed statistics and table, and
+one real end-to-end run of `oppo-train repro` at a toy budget (resumed as a no-op)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mepbench.types import Sample
+from oppo_train.config import ConfigError, DataConfig, load_config
+from oppo_train.data import build_request, probe_rows, prompt_task, sft_target
+from oppo_train.repro import Experiment, ReproConfig, check, overrides
+from oppo_train.repro_table import across_seeds, markdown_table, summarise
+
+
+def _clip(cid: str, video: list[str], audio: list[str]) -> Sample:
+    return Sample(id=cid, video="v.mp4", audio="a.wav", subtitle="Hi.", label="happy",
+                  reasoning="<think>x</think><answer>happy</answer>", cues={"video": video, "audio": audio})
+
+
+def test_probe_rows_ask_about_present_and_absent_cues_of_each_modality():
+    clips = [_clip("a", ["smiling mouth"], ["high pitch", "loud voice"]), _clip("b", ["tears"], []),
+             _clip("c", [], ["sigh"])]
+    rows = probe_rows(clips, per_clip=4, seed=0)
+    assert probe_rows(clips, per_clip=0, seed=0) == []
+    assert rows == probe_rows(clips, per_clip=4, seed=0)
+    by_clip = {c.id: c for c in clips}
+    answers = set()
+    for row in rows:
+        clip = by_clip[row.id.split("#")[0]]
+        probe = row.metadata["probe"]
+        present = probe["cue"] in clip.cues[probe["modality"]]
+        assert row.reasoning == ("yes" if present else "no") and sft_target(row) == row.reasoning
+        assert (row.video, row.audio, row.label) == (clip.video, clip.audio, clip.label)
+        answers.add(row.reasoning)
+    assert answers == {"yes", "no"}
+    # a clip with no audio cue only gets "no" audio questions, about cues seen on other clips
+    c_video = [r for r in rows if r.id.startswith("b#") and r.metadata["probe"]["modality"] == "audio"]
+    assert c_video and all(r.reasoning == "no" and r.metadata["probe"]["cue"] in {"high pitch", "loud voice", "sigh"}
+                           for r in c_video)
+
+
+def test_probe_rows_use_the_harness_probe_prompt_with_full_input(session_cache):
+    task = prompt_task(DataConfig(), session_cache)
+    row = probe_rows([_clip("a", ["smiling mouth"], [])], per_clip=1, seed=0)[0]
+    request = build_request(task, row)
+    text = " ".join(p.text for m in request.messages for p in m.content if getattr(p, "type", "") == "text")
+    assert "Does the video show" in text and row.metadata["probe"]["cue"] in text
+    assert request.variant == "full" and {p.type for p in request.messages[-1].content} >= {"video", "audio"}
+
+
+def test_stage_overrides_and_guards():
+    assert overrides({"lr": 1e-3, "model": {"freeze_encoders": False}, "seeds": [0, 1]}) == [
+        "lr=0.001", "model.freeze_encoders=false", "seeds=[0, 1]"]
+    config = load_config(ReproConfig, None, ["sft.max_steps=3", "sft.model.freeze_encoders=false", "seeds=[0,2]"])
+    assert config.sft == {"max_steps": 3, "model": {"freeze_encoders": False}} and config.seeds == [0, 2]
+    with pytest.raises(ConfigError, match="overlap"):
+        check(ReproConfig(train_seed=0), eval_seed=0)
+    with pytest.raises(ConfigError, match="unknown variants"):
+        check(ReproConfig(variants=["oppo", "ppo"]), eval_seed=0)
+
+
+def test_seed_statistics_and_table():
+    cell = across_seeds([0.2, 0.4, 0.6])
+    assert cell["mean"] == pytest.approx(0.4)
+    assert cell["ci_high"] - cell["mean"] == pytest.approx(4.302653 * 0.2 / 3 ** 0.5, rel=1e-5)
+    assert across_seeds([0.5])["ci_low"] is None
+    one = {"values": {"accuracy": 0.5, "util_v": None}, "ci": {"accuracy": (0.4, 0.6), "util_v": None}}
+    summary = summarise({0: {"sft": one}})
+    assert summary["sft"]["accuracy"] == {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 1,
+                                          "ci_kind": "bootstrap over clips"} and summary["sft"]["util_v"] is None
+    table = markdown_table(summary).splitlines()
+    assert table[0].startswith("| model | Acc | Util V |") and table[2].startswith("| SFT only | 50.0 [40.0, 60.0] | — |")
+
+
+@pytest.mark.slow
+def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
+    args = [sys.executable, "-m", "oppo_train.cli", "repro", "--config", "mini_repro", "model_size=test",
+            "train_n=8", "variants=[oppo]", "sft.max_steps=2", "sft.prompts_per_step=4", "sft.checkpoint_every=0",
+            "rl.max_steps=1", "rl.prompts_per_step=2", "rl.micro_batch_prompts=2", "rl.max_new_tokens=16",
+            "rl.checkpoint_every=1", "eval_limit=3", f"work_dir={tmp_path / 'work'}", f"out_dir={tmp_path / 'lb'}",
+            f"cache_dir={session_cache}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((tmp_path / "lb" / "results.json").read_text())
+    assert set(data["summary"]) == {"sft", "oppo"}
+    assert data["summary"]["oppo"]["accuracy"]["n_seeds"] == 1
+    assert set(data["metadata"]["stage_seconds"]) == {"seed-0/sft", "seed-0/rl-oppo", "seed-0/eval-sft",
+                                                      "seed-0/eval-oppo"}
+    rl_steps = [json.loads(line) for line in (tmp_path / "work" / "seed-0" / "rl-oppo" / "metrics.jsonl").read_text()
+                .splitlines() if '"step"' in line]
+    assert rl_steps and all("loss/perception" in step for step in rl_steps if "loss/policy" in step)
+    table = (tmp_path / "lb" / "table.md").read_text()
+    assert "| SFT only |" in table and "| OPPO (R_omni + J_omni) |" in table
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "[repro]" not in again.stderr
+    assert json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]["stage_seconds"] == \
+        data["metadata"]["stage_seconds"]
+
+
+def test_experiment_refuses_train_seed_equal_to_the_eval_suite():
+    with pytest.raises(ConfigError, match="overlap"):
+        Experiment(ReproConfig(train_seed=0))
