@@ -1,4 +1,6 @@
-"""The `oppo-train` command: `oppo-train sft|rl [--config FILE] [key=value ...]` (dotted keys, YAML values)."""
+"""The `oppo-train` command: `oppo-train sft|rl|repro [--config FILE] [key=value ...]` (dotted keys, YAML values).
+
+`repro` runs the miniature OPPO reproduction (`oppo_train.repro`; preset `mini_repro`)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from importlib.resources import files
 from pathlib import Path
 
 from oppo_train.config import ConfigError, RLConfig, SFTConfig, load_config
+from oppo_train.repro import ReproConfig
 
-STAGES = {"sft": SFTConfig, "rl": RLConfig}
+STAGES = {"sft": SFTConfig, "rl": RLConfig, "repro": ReproConfig}
 
 
 def preset_dir() -> Path:
@@ -33,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(prog="oppo-train", description="Train omni-modal emotion reasoners: SFT, then GRPO "
                                 "with the Omni-Perception Reward and Loss (and the baseline/PAPO ablations).")
-    p.add_argument("stage", choices=sorted(STAGES), help="sft (stage 1) or rl (stage 2)")
+    p.add_argument("stage", choices=sorted(STAGES), help="sft (stage 1), rl (stage 2) or repro (the mini "
+                   "reproduction on mep-synth: SFT, every RL variant, evaluation, leaderboard)")
     p.add_argument("--config", help="YAML config file or shipped preset name")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="e.g. variant=papo perception.beta=0.01")
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     from oppo_train.data import DataError
     from oppo_train.engine import TrainingError
 
+    if isinstance(config, ReproConfig):
+        run_repro(config)
+        return
     try:
         if isinstance(config, RLConfig):
             from oppo_train.rl import RLTrainer
@@ -77,6 +84,18 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from exc
     if final is not None:
         sys.stdout.write(f"final weights: {final}\n")
+
+
+def run_repro(config: ReproConfig) -> None:
+    """Run the reproduction; a failed stage exits 1 naming its log."""
+    from oppo_train.repro import Experiment
+
+    try:
+        out = Experiment(config).run()
+    except (ConfigError, RuntimeError) as exc:
+        sys.stderr.write(f"oppo-train repro: {exc}\n")
+        raise SystemExit(1) from exc
+    sys.stdout.write(f"leaderboard: {out}\n")
 
 
 if __name__ == "__main__":

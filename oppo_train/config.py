@@ -24,9 +24,10 @@ VARIANT_SETTINGS = {"baseline": ("none", False), "romni": ("none", True), "papo"
 
 @dataclass
 class ModelConfig:
-    """The policy checkpoint (`tiny-omni` builds the tiny random test model into the cache) and how it trains."""
+    """The policy checkpoint (a folder, or an alias: `tiny-omni` the trained default, `tiny-omni-random` the random
+    test model) and how it trains."""
 
-    path: str = "tiny-omni"
+    path: str = "tiny-omni-random"
     dtype: str = "float32"
     freeze_encoders: bool = True  # vision and audio towers frozen, LLM trained (§5)
     gradient_checkpointing: bool = False
@@ -112,6 +113,21 @@ class SFTConfig(TrainConfig):
     data: DataConfig = field(default_factory=DataConfig)
     lr: float = 2e-5
     num_epochs: int = 2
+    probes_per_clip: int = 0  # yes/no cue questions per clip with the full input (mepbench's probe prompt)
+
+
+@dataclass
+class RolloutConfig:
+    """The rollout engine: transformers `generate` (`hf`) or an in-process vLLM engine per process (`vllm`), whose
+    weights are synced from the policy before a step's rollout when they changed; the rest are vLLM engine arguments
+    (`dtype` null: the policy's `model.dtype`)."""
+
+    engine: str = "hf"
+    gpu_memory_utilization: float = 0.3  # the share of GPU memory vLLM takes beside the training state
+    enable_sleep_mode: bool = False  # offload vLLM's weights and drop its KV cache between rollouts
+    max_model_len: int | None = None
+    dtype: str | None = None
+    enforce_eager: bool = False
 
 
 @dataclass
@@ -123,6 +139,7 @@ class RLConfig(TrainConfig):
     data: DataConfig = field(default_factory=DataConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     variant: str = "oppo"
     num_generations: int = 4
     max_new_tokens: int = 1024
@@ -171,9 +188,23 @@ def _set(obj: Any, dotted: str, value: Any, where: str, prefix: str = "") -> Non
         for key, item in value.items():
             _set(current, str(key), item, where, f"{prefix}{head}.")
         return
+    if rest and isinstance(current, dict):
+        _set_in_mapping(current, rest, value)
+        return
     if rest:
         raise ConfigError(f"{where}: {prefix + head!r} is not a section (in {prefix + dotted!r})")
     setattr(obj, head, _coerce(typing.get_type_hints(type(obj))[head], value, f"{where}: {prefix + dotted}"))
+
+
+def _set_in_mapping(mapping: dict[str, Any], dotted: str, value: Any) -> None:
+    """`a.b=v` into a free-form mapping field (the repro's per-stage overrides), creating nested mappings."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        mapping[head] = value
+        return
+    inner = mapping.get(head)
+    mapping[head] = inner = dict(inner) if isinstance(inner, dict) else {}
+    _set_in_mapping(inner, rest, value)
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -199,6 +230,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return str(value)
         if base is dict and isinstance(value, dict):
             return dict(value)
+        if base is list and isinstance(value, (list, int, str)) and not isinstance(value, bool):
+            return list(value) if isinstance(value, list) else [value]
     raise ConfigError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
 
 
@@ -224,7 +257,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
 
 
 def validate(config: Any) -> None:
-    """Raise ConfigError for values outside their allowed sets or ranges."""
+    """Raise ConfigError for values outside their allowed sets or ranges (training stages; others check themselves)."""
+    if not isinstance(config, TrainConfig):
+        return
     checks: list[tuple[bool, str]] = [
         (config.prompts_per_step >= 1 and config.micro_batch_prompts >= 1,
          "prompts_per_step and micro_batch_prompts must be >= 1"),
@@ -244,6 +279,11 @@ def validate(config: Any) -> None:
             (0.0 <= config.perception.rho <= 1.0, "perception.rho must be in [0, 1]"),
             (0.0 <= config.rewards.delta < 1.0, "rewards.delta must be in [0, 1)"),
             (config.rewards.preset in ("paper", "code"), f"unknown rewards.preset {config.rewards.preset!r}"),
+            (config.rollout.engine in ("hf", "vllm"),
+             f"rollout.engine must be hf or vllm, got {config.rollout.engine!r}"),
+            (0.0 < config.rollout.gpu_memory_utilization <= 1.0, "rollout.gpu_memory_utilization must be in (0, 1]"),
+            (config.rollout.max_model_len is None or config.rollout.max_model_len > config.max_new_tokens,
+             "rollout.max_model_len must exceed max_new_tokens (it holds the prompt and the completion)"),
         ]
     for ok, message in checks:
         if not ok:

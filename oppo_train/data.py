@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mepbench.masking import FULL, MaskMode
+from mepbench.tasks.mep import PROBED
 from mepbench.scoring.cues import canonical_key
 from mepbench.scoring.mer_metrics import parse_openset
 from mepbench.tasks.base import TaskContext
@@ -148,7 +149,6 @@ def prompt_task(config: DataConfig, cache_dir: Path) -> SpecTask:
     base = builtin_spec_dir()
     if config.source == "mep-synth":
         spec = read_spec(base / "mep-synth.yaml")
-        spec["prompt"] = {k: v for k, v in spec["prompt"].items() if not k.startswith("probe")}
         spec = {k: v for k, v in spec.items() if k not in ("class", "scoring")}
     else:
         spec = {"task": "oppo-openset", "dataset": {"loader": "manifest"}, "labels": [], "prompt": OPEN_PROMPT}
@@ -157,13 +157,45 @@ def prompt_task(config: DataConfig, cache_dir: Path) -> SpecTask:
 
 
 def build_request(task: SpecTask, sample: Sample) -> Request:
-    """The training prompt of a sample: the task's main question with every modality present."""
+    """The training prompt of a sample with every modality present: the task's main question, or for a probe row
+    (`probe_rows`) the task's yes/no cue question."""
+    probe = sample.metadata.get("probe")
+    if probe:
+        return task.chat(sample, FULL, MaskMode.ZERO_FEATURES, "probe_system", "probe_user", task.params,
+                         modality=probe["modality"], cue=probe["cue"])
     return task.build_request(sample, FULL, MaskMode.ZERO_FEATURES)
 
 
+def probe_rows(samples: list[Sample], per_clip: int, seed: int) -> list[Sample]:
+    """SFT rows that ask the harness's yes/no probe question about one cue with the full input: per clip, `per_clip`
+    rows alternating video / audio, each about a present cue ("yes") or, half the time or when the clip shows none,
+    a cue of that modality seen on other clips but not on this one ("no"). Absent means absent only where the cues
+    are exhaustive (mep-synth); masked inputs are never trained on, so masked-probe accuracy stays a held-out test."""
+    if per_clip <= 0:
+        return []
+    vocab = {m.value: sorted({c for s in samples for c in s.cues.get(m.value, [])}) for m in PROBED}
+    rng = np.random.default_rng([seed, 7])
+    rows = []
+    for sample in samples:
+        for k in range(per_clip):
+            modality = PROBED[k % len(PROBED)].value
+            present = list(sample.cues.get(modality, []))
+            absent = [c for c in vocab[modality] if c not in present]
+            yes = bool(present) and (not absent or rng.random() < 0.5)
+            pool = present if yes else absent
+            if not pool:
+                continue
+            cue = pool[int(rng.integers(len(pool)))]
+            rows.append(dataclasses.replace(sample, id=f"{sample.id}#probe{k}", reasoning="yes" if yes else "no",
+                                            metadata={**sample.metadata, "probe": {"modality": modality, "cue": cue}}))
+    return rows
+
+
 def sft_target(sample: Sample) -> str:
-    """The SFT answer: the sample's reasoning when it already has the tags, else `<think>reasoning</think>` +
-    `<answer>labels</answer>` (§5 stage 1)."""
+    """The SFT answer: a probe row's yes/no; the sample's reasoning when it already has the tags, else
+    `<think>reasoning</think>` + `<answer>labels</answer>` (§5 stage 1)."""
+    if sample.metadata.get("probe"):
+        return str(sample.reasoning)
     if sample.reasoning and "<answer>" in sample.reasoning:
         return sample.reasoning
     if not sample.reasoning:

@@ -7,6 +7,7 @@ and rollouts; a checkpoint holds weights, optimiser, scheduler, RNG states and t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from mepbench.cache import default_cache_dir
-from mepbench.types import Sample
+from mepbench.types import Request, Sample, TextPart
 from oppo_train.config import RLConfig, SFTConfig, to_dict
 from oppo_train.data import build_request, load_samples, prompt_task, step_indices
 from oppo_train.metrics import MetricsLogger
@@ -90,10 +91,10 @@ class Engine:
         self.output_dir = Path(config.output_dir)
         self.cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.model_path = resolve_model_path(config.model.path, self.cache_dir)
-        self.samples: list[Sample] = load_samples(config.data, self.cache_dir)
+        self.task = prompt_task(config.data, self.cache_dir)
+        self.samples: list[Sample] = self.training_rows(load_samples(config.data, self.cache_dir))
         if not self.samples:
             raise TrainingError("no training samples")
-        self.task = prompt_task(config.data, self.cache_dir)
         self.adapter = load_adapter(config.model, self.cache_dir, str(self.accelerator.device))
         self.dtype = self.adapter.model.dtype
         trainable = [p for p in self.adapter.model.parameters() if p.requires_grad]
@@ -122,6 +123,10 @@ class Engine:
 
     # -- schedule and data -------------------------------------------------------------------------------------------
 
+    def training_rows(self, samples: list[Sample]) -> list[Sample]:
+        """The rows a stage trains on, from the loaded samples (the SFT stage adds probe rows)."""
+        return samples
+
     @property
     def total_steps(self) -> int:
         """max_steps, or num_epochs over the data in steps of prompts_per_step."""
@@ -140,9 +145,18 @@ class Engine:
         size = self.config.micro_batch_prompts
         return [samples[i:i + size] for i in range(0, len(samples), size)]
 
+    def request(self, sample: Sample) -> Request:
+        """The training prompt of a sample, without the media parts the policy's family cannot take (a text-only
+        policy sees the subtitle and the question)."""
+        request = build_request(self.task, sample)
+        parts = type(self.adapter).parts
+        return dataclasses.replace(request, messages=tuple(
+            dataclasses.replace(m, content=tuple(p for p in m.content if isinstance(p, TextPart) or p.type in parts))
+            for m in request.messages))
+
     def prepared(self, sample: Sample) -> Any:
         """The processor inputs of a sample's prompt (media decoded once while the sample is in use)."""
-        return self._prepared.get(sample.id, lambda: self.adapter.prepare(build_request(self.task, sample)))
+        return self._prepared.get(sample.id, lambda: self.adapter.prepare(self.request(sample)))
 
     @property
     def unwrapped(self) -> Policy:

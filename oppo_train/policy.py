@@ -16,7 +16,7 @@ from torch import nn
 
 from mepbench.backends.adapters import ChatAdapter, adapter_for
 from mepbench.backends.adapters.base import FEATURE_KEYS, quiet_progress
-from mepbench.models.tiny_omni import ensure_tiny_omni
+from mepbench.models import resolve_alias
 from oppo_train.config import ModelConfig
 
 MEDIA_KEYS = frozenset(k for keys in FEATURE_KEYS.values() for k in keys)
@@ -63,10 +63,8 @@ class Policy(nn.Module):
 
 
 def resolve_model_path(path: str, cache_dir: Path) -> Path:
-    """`tiny-omni` → the tiny random test model (built into the cache on first use); otherwise a local folder."""
-    if path == "tiny-omni":
-        return ensure_tiny_omni(cache_dir)
-    folder = Path(path).expanduser()
+    """mepbench's aliases (`tiny-omni`, `tiny-omni-random`) or a local checkpoint folder."""
+    folder = Path(resolve_alias(path, cache_dir)).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {path} (download the checkpoint first)")
     return folder

@@ -40,7 +40,7 @@ def build_atomically(out: Path, is_complete: Callable[[Path], bool], write: Call
     return out
 
 
-def is_complete(path: Path, required: Sequence[str], version: int, seed: int) -> bool:
+def is_complete(path: Path, required: Sequence[str], version: int | str, seed: int) -> bool:
     """True when `path` holds every required file and its build stamp names this recipe version and seed."""
     if not all((path / f).is_file() for f in (*required, BUILD_INFO)):
         return False
@@ -68,7 +68,7 @@ def save_random_model(tmp: Path, model_class: Any, config: Any, tok: Any, seed: 
     return model
 
 
-def finish_build(tmp: Path, model: Any, tok: Any, card: str, version: int, seed: int) -> None:
+def finish_build(tmp: Path, model: Any, tok: Any, card: str, version: int | str, seed: int) -> None:
     """Write the model card (random weights, size, seed) and the build stamp; make the files read-only."""
     params = sum(p.numel() for p in model.parameters())
     (tmp / "README.md").write_text(card.format(seed=seed, params=params, vocab=len(tok)))

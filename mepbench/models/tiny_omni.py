@@ -1,7 +1,8 @@
 """A tiny, randomly initialised Qwen2.5-Omni thinker with a locally trained tokenizer.
 
 It lets the hf backend, the runner and the trainer run end to end on a CPU with no downloads; its
-outputs are meaningless. Recipe: research/env-feasibility.md §2a-2b.
+outputs are meaningless. Recipe: research/env-feasibility.md §2a-2b. Two sizes: `test` (what the tests
+run) and `repro` (the starting point of the mini OPPO reproduction, a little deeper and wider).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from mepbench.models.build import build_atomically, finish_build, is_complete, save_random_model
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                   "preprocessor_config.json", "video_preprocessor_config.json", "README.md")
 
@@ -86,10 +87,22 @@ outputs are meaningless: never report its scores as results.
 """
 
 
+def _synth_lines(n: int = 300) -> list[str]:
+    """mep-synth's vocabulary: its cues, subtitles and the reference reasoning of `n` drawn clips."""
+    import numpy as np
+
+    from mepbench.synth import cues
+
+    lines = [", ".join(cues.VISUAL_CUES), ", ".join(cues.AUDIO_CUES), *cues.NEUTRAL_SUBTITLES,
+             *(text for pairs in cues.SUBTITLES.values() for text, _ in pairs)]
+    rng = np.random.default_rng(12345)
+    return lines + [cues.reasoning(cues.sample_clip(rng)) for _ in range(n)]
+
+
 def _corpus() -> list[str]:
-    """Deterministic training text for the tokenizer: labels, cues, tags and template sentences."""
+    """Deterministic training text for the tokenizer: labels, cues, tags, template sentences and mep-synth's text."""
     lines = [" ".join(LABELS), " ".join(EMOTION_WORDS), ", ".join(VISUAL_CUES), ", ".join(ACOUSTIC_CUES),
-             "<think> </think> <answer> </answer>"]
+             "<think> </think> <answer> </answer>", *_synth_lines()]
     words, scene = itertools.cycle(EMOTION_WORDS), itertools.cycle(SCENE_WORDS)
     for i, (v, a, label) in enumerate(itertools.product(VISUAL_CUES, ACOUSTIC_CUES, LABELS)):
         slots = {f"s{k}": next(scene) for k in range(1, 6)}
@@ -116,22 +129,28 @@ def _train_tokenizer(vocab_size: int = 1000):
 INIT_RANGE = 0.2  # 10x the default, so that greedy outputs visibly depend on the inputs
 
 
-def _thinker_config(tok):
-    """Config of the tiny thinker (text hidden 64 / 2 layers, audio d_model 32, vision depth 2)."""
+# text tower per size: hidden, layers, heads, kv heads, MLP width, M-RoPE sections (summing to head_dim / 2)
+SIZES = {"test": (64, 2, 4, 2, 128, [2, 3, 3]), "repro": (128, 3, 4, 2, 256, [4, 6, 6])}
+
+
+def _thinker_config(tok, size: str = "test"):
+    """Config of the tiny thinker (text hidden 64 / 2 layers for `test`, 128 / 3 for `repro`; audio d_model 32,
+    vision depth 2)."""
     from transformers import Qwen2_5OmniThinkerConfig
 
+    hidden, layers, heads, kv_heads, ffn, mrope = SIZES[size]
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in NAMED_TOKENS.items()}
     pad, eos = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
     return Qwen2_5OmniThinkerConfig(
         audio_config=dict(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64,
-                          num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=64,
+                          num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=hidden,
                           initializer_range=INIT_RANGE),
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=14,
-                           spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=64,
+                           spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=hidden,
                            fullatt_block_indexes=[1], initializer_range=INIT_RANGE),
-        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        text_config=dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
                          tie_word_embeddings=False, pad_token_id=pad, eos_token_id=eos,
                          initializer_range=INIT_RANGE),
         audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
@@ -158,24 +177,31 @@ def _processor_configs() -> tuple[dict, dict]:
     return pre, video
 
 
-def _write(tmp: Path, seed: int) -> None:
+def _write(tmp: Path, seed: int, size: str) -> None:
     """Build every file of the model directory into `tmp`."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     tok = _train_tokenizer()
-    model = save_random_model(tmp, Qwen2_5OmniThinkerForConditionalGeneration, _thinker_config(tok), tok, seed)
+    model = save_random_model(tmp, Qwen2_5OmniThinkerForConditionalGeneration, _thinker_config(tok, size), tok, seed)
     pre, video = _processor_configs()
     (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
     (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))
-    finish_build(tmp, model, tok, MODEL_CARD, BUILD_VERSION, seed)
+    finish_build(tmp, model, tok, MODEL_CARD, _version(size), seed)
 
 
-def build_tiny_omni(out_dir: str | Path, seed: int = 0) -> Path:
-    """Build the tiny random omni model into `out_dir` (atomically) unless a complete build is there."""
-    return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, BUILD_VERSION, seed),
-                            lambda p: _write(p, seed))
+def _version(size: str) -> int | str:
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny-omni size {size!r}; choose one of {sorted(SIZES)}")
+    return BUILD_VERSION if size == "test" else f"{BUILD_VERSION}-{size}"
+
+
+def build_tiny_omni(out_dir: str | Path, seed: int = 0, size: str = "test") -> Path:
+    """Build the tiny random omni model of `size` into `out_dir` (atomically) unless a complete build is there."""
+    version = _version(size)
+    return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, version, seed),
+                            lambda p: _write(p, seed, size))
 
 
 def ensure_tiny_omni(cache_dir: Path) -> Path:
-    """`cache_dir/models/tiny-omni`, built on first use."""
-    return build_tiny_omni(Path(cache_dir) / "models" / "tiny-omni")
+    """`cache_dir/models/tiny-omni-random` (the test model), built on first use."""
+    return build_tiny_omni(Path(cache_dir) / "models" / "tiny-omni-random")

@@ -24,7 +24,7 @@ VISUAL_CUES = ("smiling mouth", "frowning mouth", "open mouth", "raised eyebrows
 AUDIO_CUES = ("high pitch", "low pitch", "loud voice", "soft voice", "fast speech", "slow speech",
               "trembling voice", "sigh")
 
-CONDITION_PROBS = {"agree": 0.6, "missing": 0.25, "conflict": 0.15}
+CONDITION_PROBS = {"agree": 0.45, "missing": 0.4, "conflict": 0.15}
 NEUTRAL_CONDITION_PROBS = {"agree": 0.85, "conflict": 0.15}
 
 
@@ -162,6 +162,15 @@ def sample_clip(rng: np.random.Generator) -> ClipSpec:
         subtitle, phrase = _choice(rng, SUBTITLES[shown["text"]])
         cues["text"] = (phrase,)
     return ClipSpec(label, conditions, conflict, cues, subtitle)
+
+
+def decided_by(spec: ClipSpec) -> str:
+    """Which modalities carry the label ("video", "audio+text", ...; "none" for a neutral clip with no conflict):
+    a clip decided by one modality can only be answered from that modality, the others being silent or outvoted."""
+    if spec.label == "neutral":
+        conflicts = [m for m in MODALITIES if spec.conditions[m] == "conflict"]
+        return "+".join(m for m in MODALITIES if m not in conflicts) if conflicts else "none"
+    return "+".join(m for m in MODALITIES if spec.conditions[m] == "agree")
 
 
 def _join(items: list[str]) -> str:

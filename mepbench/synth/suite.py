@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from mepbench.synth.cues import ClipSpec, reasoning, sample_clip
+from mepbench.synth.cues import ClipSpec, decided_by, reasoning, sample_clip
 from mepbench.synth.faces import FPS, SIZE, random_style, render_frames
 from mepbench.synth.voice import SAMPLE_RATE, render_voice
 
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 _AAC_FRAME = 1024
 
 
@@ -80,7 +80,8 @@ def _record(index: int, spec: ClipSpec) -> dict[str, Any]:
         "label": spec.label,
         "reasoning": reasoning(spec),
         "cues": {m: list(c) for m, c in spec.cues.items()},
-        "metadata": {"conditions": dict(spec.conditions), "conflict_emotion": dict(spec.conflict_emotion)},
+        "metadata": {"conditions": dict(spec.conditions), "conflict_emotion": dict(spec.conflict_emotion),
+                     "decided_by": decided_by(spec)},
     }
 
 

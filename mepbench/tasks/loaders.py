@@ -87,11 +87,18 @@ def load_manifest(context: TaskContext, path: str, require: tuple[str, ...] = ()
     return result
 
 
+def mep_synth_root(cache_dir: Path, n: int, seed: int) -> Path:
+    """Where the suite of `n` clips drawn with `seed` lives in the cache."""
+    from mepbench.synth import SUITE_VERSION
+
+    return Path(cache_dir) / "data" / f"mep-synth-v{SUITE_VERSION}-n{n}-s{seed}"
+
+
 @register_loader("mep-synth")
 def load_mep_synth(context: TaskContext, n: int = 200, seed: int = 0, limit: int | None = None,
                    **_: Any) -> LoadResult:
     """The built-in synthetic suite, generated into the cache on first use (deterministic from seed)."""
-    from mepbench.synth import SUITE_VERSION, generate_suite
+    from mepbench.synth import generate_suite
 
-    root = generate_suite(context.cache_dir / "data" / f"mep-synth-v{SUITE_VERSION}-n{n}-s{seed}", n=n, seed=seed)
+    root = generate_suite(mep_synth_root(context.cache_dir, n, seed), n=n, seed=seed)
     return load_manifest(context, str(root / "manifest.jsonl"), require=("video", "audio", "text"), limit=limit)

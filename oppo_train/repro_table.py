@@ -1,0 +1,179 @@
+"""The mini-reproduction's leaderboard: per-row metrics from each seed's `mepbench eval` run, means with 95% CIs
+across seeds (a single seed shows its bootstrap CI), a Markdown table, the data as JSON, and the run metadata."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from oppo_train.config import to_dict
+
+ROW_NAMES = {"sft": "SFT only", "baseline": "GRPO baseline (acc + fmt)", "romni": "+ R_omni", "papo": "PAPO",
+             "papo_dual": "PAPO-dual", "oppo": "OPPO (R_omni + J_omni)"}
+# column key → (header, where in the task's results: summary key or a path)
+COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "accuracy": ("Acc", ("summary", "emotion_accuracy")),
+    "util_v": ("Util V", ("summary", "utilization_recall_video")),
+    "util_a": ("Util A", ("summary", "utilization_recall_audio")),
+    "acc_at_v": ("Acc@V", ("summary", "acc_at_v")),
+    "acc_at_a": ("Acc@A", ("summary", "acc_at_a")),
+    "control_v": ("Ctrl V", ("summary", "control_acc_v")),
+    "control_a": ("Ctrl A", ("summary", "control_acc_a")),
+    "drop_v": ("Drop −V", ("reliance", "mask:video", "drop", "accuracy", "value")),
+    "drop_a": ("Drop −A", ("reliance", "mask:audio", "drop", "accuracy", "value")),
+    "text_only": ("Text-only acc", ("summary", "text_alone_accuracy")),
+}
+EVIDENCE = ("video", "audio", "text")  # accuracy on clips that only this modality decides
+
+
+def _get(tree: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return None if tree is None else float(tree)
+
+
+def _ci(tree: dict[str, Any], path: tuple[str, ...]) -> tuple[float, float] | None:
+    """The run's own bootstrap CI of a summary metric, found beside its value in the detailed results."""
+    detail = {"emotion_accuracy": ("variants", "full", "metrics", "accuracy"),
+              "utilization_recall_video": ("utilization", "recall", "video"),
+              "utilization_recall_audio": ("utilization", "recall", "audio"),
+              "acc_at_v": ("faithfulness", "video", "masked", "accuracy"),
+              "acc_at_a": ("faithfulness", "audio", "masked", "accuracy"),
+              "control_acc_v": ("faithfulness", "video", "control", "accuracy"),
+              "control_acc_a": ("faithfulness", "audio", "control", "accuracy")}
+    where = detail.get(path[-1]) if path[0] == "summary" else path[:-1]
+    if where is None:
+        return None
+    low, high = _get(tree, (*where, "ci_low")), _get(tree, (*where, "ci_high"))
+    return None if low is None or high is None else (low, high)
+
+
+def evidence_accuracy(run: Path, task: str, manifest: Path) -> dict[str, float | None]:
+    """Full-input accuracy on the clips decided by one modality alone (mep-synth's `decided_by`)."""
+    rows = pd.read_parquet(run / "samples.parquet")
+    rows = rows[(rows.task == task) & (rows.variant == "full") & (rows.item == "")]
+    decided = {}
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        decided[record["id"]] = record.get("metadata", {}).get("decided_by")
+    out: dict[str, float | None] = {}
+    for modality in EVIDENCE:
+        picked = rows[rows.sample_id.map(decided) == modality]
+        out[f"acc_only_{modality}"] = float(picked.correct.mean()) if len(picked) else None
+        out[f"n_only_{modality}"] = int(len(picked))
+    return out
+
+
+def row_metrics(run: Path, task: str, manifest: Path | None) -> dict[str, Any]:
+    """One eval run's metrics (with its bootstrap CIs) and its generation time."""
+    results = json.loads((run / "results.json").read_text())
+    tree = results["tasks"][task]
+    out: dict[str, Any] = {"values": {}, "ci": {}}
+    for key, (_, path) in COLUMNS.items():
+        out["values"][key] = _get(tree, path)
+        out["ci"][key] = _ci(tree, path)
+    if manifest is not None:
+        out["values"].update(evidence_accuracy(run, task, manifest))
+    out["generation_seconds"] = results.get("stats", {}).get("generation_seconds")
+    return out
+
+
+def across_seeds(values: list[float]) -> dict[str, float | None]:
+    """Mean and a t-based 95% CI over seeds (none for one seed)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n_seeds": n}
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n}
+
+
+def summarise(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """row → metric → mean/CI over seeds (the bootstrap CI of the one run when there is a single seed)."""
+    rows = next(iter(per_seed.values())).keys()
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        keys = next(iter(per_seed.values()))[row]["values"].keys()
+        out[row] = {}
+        for key in keys:
+            values = [s[row]["values"][key] for s in per_seed.values() if s[row]["values"].get(key) is not None]
+            if not values:
+                out[row][key] = None
+                continue
+            cell = across_seeds(values)
+            if len(per_seed) == 1:
+                ci = next(iter(per_seed.values()))[row]["ci"].get(key)
+                if ci:
+                    cell.update(ci_low=ci[0], ci_high=ci[1], ci_kind="bootstrap over clips")
+            else:
+                cell["ci_kind"] = "t over seeds"
+            out[row][key] = cell
+    return out
+
+
+def _cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "—"
+    text = f"{100 * cell['mean']:.1f}"
+    if cell.get("ci_low") is not None:
+        text += f" [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
+    return text
+
+
+def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
+    """The leaderboard as a Markdown table (percentages; 95% CIs in brackets)."""
+    keys = list(COLUMNS) + [f"acc_only_{m}" for m in EVIDENCE]
+    headers = [COLUMNS[k][0] if k in COLUMNS else f"Acc ({k.removeprefix('acc_only_')[0].upper()}-only clips)"
+               for k in keys]
+    lines = ["| model | " + " | ".join(headers) + " |", "|---|" + "---|" * len(keys)]
+    for row, cells in summary.items():
+        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(_cell(cells.get(k)) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], timings: dict[str, float], wall_seconds: float,
+                      eval_suite: dict[str, int]) -> Path:
+    """results.json (per seed, summary, metadata) and table.md under the config's out_dir; returns the folder."""
+    from mepbench.cache import default_cache_dir
+    from mepbench.tasks.loaders import mep_synth_root
+
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    manifest = mep_synth_root(cache, eval_suite["n"], eval_suite["seed"]) / "manifest.jsonl"
+    per_seed = {seed: {row: row_metrics(run, config.eval_task, manifest if manifest.is_file() else None)
+                       for row, run in rows.items()} for seed, rows in runs.items()}
+    summary = summarise(per_seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "git_commit": _git("rev-parse", "HEAD"),
+                "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+                "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                            "cpus": _cpu_count()},
+                "wall_seconds": wall_seconds, "stage_seconds": timings}
+    data = {"summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
+    (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (out / "table.md").write_text(markdown_table(summary) + "\n")
+    return out
+
+
+def _cpu_count() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
