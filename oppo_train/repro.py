@@ -64,6 +64,16 @@ def overrides(settings: dict[str, Any]) -> list[str]:
     return out
 
 
+def git_commit() -> str | None:
+    """The checked-out commit, with `-dirty` when tracked files differ from it (None outside a git checkout)."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
+                              text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip() or None
+
+
 class Experiment:
     """Runs the stages of every seed and writes the leaderboard."""
 
@@ -77,12 +87,14 @@ class Experiment:
         self.eval_suite = {"n": int(spec["dataset"]["n"]), "seed": int(spec["dataset"]["seed"])}
         check(config, self.eval_suite["seed"])
         self.timings: dict[str, float] = {}
+        self.commits: dict[str, str | None] = {}  # the code each stage ran with (`git describe --dirty`)
 
     def _run(self, name: str, folder: Path, argv: list[str], expect: str) -> None:
         """Run one stage unless its DONE marker exists; time it; fail loudly with the stage's log when it exits
         non-zero or leaves no `expect` file."""
         if (folder / DONE).is_file():
-            self.timings[name] = json.loads((folder / DONE).read_text())["seconds"]
+            done = json.loads((folder / DONE).read_text())
+            self.timings[name], self.commits[name] = done["seconds"], done.get("commit")
             return
         folder.mkdir(parents=True, exist_ok=True)
         self.log.write(f"[repro] {name}: {' '.join(argv)}\n")
@@ -94,8 +106,9 @@ class Experiment:
             raise RuntimeError(f"stage {name} failed (exit {done.returncode}, {expect} "
                                f"{'written' if (folder / expect).exists() else 'missing'}); see {folder / 'stage.log'}")
         seconds = time.perf_counter() - start
-        (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv}))
-        self.timings[name] = seconds
+        commit = git_commit()
+        (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv, "commit": commit}))
+        self.timings[name], self.commits[name] = seconds, commit
 
     def _common(self, seed: int) -> list[str]:
         data = {"source": "mep-synth", "n": self.config.train_n, "seed": self.config.train_seed}
@@ -154,7 +167,8 @@ class Experiment:
         runs = {}
         for seed in self.config.seeds:
             runs[seed] = self.evaluate(seed, self.train(seed))
-        out = write_leaderboard(self.config, runs, self.timings, time.time() - started, self.eval_suite)
+        out = write_leaderboard(self.config, runs, {"seconds": self.timings, "commits": self.commits},
+                                time.time() - started, self.eval_suite)
         self.html_report(runs[self.config.seeds[0]], out / "site")
         if self.config.install_default:
             install_default(self.work / f"seed-{self.config.seeds[0]}" / f"rl-{self.config.default_model}" / "final",
@@ -168,7 +182,7 @@ tags: [mepbench, mep-synth, oppo, tiny]
 ---
 # tiny-omni (trained on mep-synth)
 
-A {params:,}-parameter `Qwen2_5OmniThinkerForConditionalGeneration` (tiny-omni, size `repro`) trained on the
+A {params:,}-parameter `Qwen2_5OmniThinkerForConditionalGeneration` (tiny-omni, size `{size}`) trained on the
 mep-synth **train** split ({train_n} clips, suite seed {train_seed}) by `oppo-train repro`: SFT on the reference
 reasoning and yes/no cue questions, then RL with the **{row}** variant, seed {seed}. It is the default model of
 `mepbench eval`. It knows only mep-synth's cartoon faces, synthetic voices and subtitles: its scores on real data
@@ -176,7 +190,7 @@ mean nothing.
 
 Chosen in advance (the `{row}` row of the first seed), not by its eval-split score.
 
-- git commit of the run: {commit}
+- code of the RL stage: git {commit}
 - results on the eval split (mep-synth, suite seed {eval_seed}): `leaderboards/mini-repro/`
 - stage configs: `trainer_config.json` beside this card
 
@@ -197,6 +211,7 @@ def install_default(weights: Path, results: Path, row: str, seed: int) -> Path:
     meta, values = data["metadata"], data["per_seed"][str(seed)][row]["values"]
     states = sorted((weights.parent / "checkpoints").glob("step-*/trainer_state.json"))
     state = json.loads(states[-1].read_text())
+    config = meta["config"]
     target = Path(TRAINED_TINY_OMNI)
     if target.exists():
         shutil.rmtree(target)
@@ -208,9 +223,9 @@ def install_default(weights: Path, results: Path, row: str, seed: int) -> Path:
         params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     rows = "\n".join(f"| {header} | {100 * values[key]:.1f} |" for key, (header, _) in COLUMNS.items()
                      if values.get(key) is not None)
-    config = meta["config"]
+    commit = meta["stages"]["commits"].get(f"seed-{seed}/rl-{row}") or "not recorded (see leaderboards/mini-repro)"
     (target / "README.md").write_text(MODEL_CARD.format(
-        params=params, train_n=config["train_n"], train_seed=config["train_seed"], row=row, seed=seed,
-        commit=meta["git_commit"], eval_seed=meta["eval_suite"]["seed"], metrics=rows))
+        params=params, size=config["model_size"], train_n=config["train_n"], train_seed=config["train_seed"],
+        row=row, seed=seed, commit=commit, eval_seed=meta["eval_suite"]["seed"], metrics=rows))
     return target
 

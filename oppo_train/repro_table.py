@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +141,7 @@ def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], timings: dict[str, float], wall_seconds: float,
+def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dict[str, Any], wall_seconds: float,
                       eval_suite: dict[str, int]) -> Path:
     """results.json (per seed, summary, metadata) and table.md under the config's out_dir; returns the folder."""
     from mepbench.cache import default_cache_dir
@@ -162,11 +154,12 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], timings: di
     summary = summarise(per_seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "git_commit": _git("rev-parse", "HEAD"),
-                "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    from oppo_train.repro import git_commit
+
+    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": git_commit(),
                 "machine": {"platform": platform.platform(), "processor": platform.processor(),
                             "cpus": _cpu_count()},
-                "wall_seconds": wall_seconds, "stage_seconds": timings}
+                "wall_seconds": wall_seconds, "stages": stages}
     data = {"summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n")

@@ -16,6 +16,8 @@ import pytest
 
 from helpers import broken_dataset, write_spec
 
+from mepbench.models import TRAINED_TINY_OMNI
+
 BIN = Path(sys.executable).parent
 
 
@@ -71,7 +73,8 @@ def test_default_run_prints_table_and_writes_results(default_run):
     frame = pd.read_parquet(root / "run" / "samples.parquet")
     assert len(frame) == stats["requests"] and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
     assert frame["item"].str.startswith("probe:").sum() == frame["item"].str.startswith("control:").sum() > 0
-    assert (root / "cache" / "models" / "tiny-omni" / "model.safetensors").is_file()
+    assert results["metadata"]["model"]["path"] == str(TRAINED_TINY_OMNI)  # the shipped trained model, not a build
+    assert not (root / "cache" / "models").exists()
 
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path):

@@ -88,8 +88,9 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     data = json.loads((tmp_path / "lb" / "results.json").read_text())
     assert set(data["summary"]) == {"sft", "oppo"}
     assert data["summary"]["oppo"]["accuracy"]["n_seeds"] == 1
-    assert set(data["metadata"]["stage_seconds"]) == {"seed-0/sft", "seed-0/rl-oppo", "seed-0/eval-sft",
-                                                      "seed-0/eval-oppo"}
+    stages = data["metadata"]["stages"]
+    assert set(stages["seconds"]) == set(stages["commits"]) == {"seed-0/sft", "seed-0/rl-oppo", "seed-0/eval-sft",
+                                                                "seed-0/eval-oppo"}
     rl_steps = [json.loads(line) for line in (tmp_path / "work" / "seed-0" / "rl-oppo" / "metrics.jsonl").read_text()
                 .splitlines() if '"step"' in line]
     assert rl_steps and all("loss/perception" in step for step in rl_steps if "loss/policy" in step)
@@ -97,8 +98,7 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert "| SFT only |" in table and "| OPPO (R_omni + J_omni) |" in table
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "[repro]" not in again.stderr
-    assert json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]["stage_seconds"] == \
-        data["metadata"]["stage_seconds"]
+    assert json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]["stages"] == stages
 
 
 def test_experiment_refuses_train_seed_equal_to_the_eval_suite():
