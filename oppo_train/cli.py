@@ -71,11 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(config, RLConfig):
             from oppo_train.rl import RLTrainer
 
-            final = RLTrainer(config).train()
+            trainer = RLTrainer(config)
         else:
             from oppo_train.sft import SFTTrainer
 
-            final = SFTTrainer(config).train()
+            trainer = SFTTrainer(config)
+        final = trainer.train()
+        trainer.close()
     except (ConfigError, DataError, FileNotFoundError) as exc:
         sys.stderr.write(f"oppo-train: {exc}\n")
         raise SystemExit(2) from exc

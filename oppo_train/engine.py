@@ -266,6 +266,14 @@ class Engine:
             self.metrics.close()
         return self.export()
 
+    def close(self) -> None:
+        """Leave the process group cleanly (gloo's threads can abort the interpreter's exit otherwise)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            self.accelerator.wait_for_everyone()
+            dist.destroy_process_group()
+
     def export(self) -> Path | None:
         """The final weights in transformers format under `output_dir/final` (main process)."""
         self.accelerator.wait_for_everyone()

@@ -29,6 +29,7 @@ sums = trainer.accelerator.gather(torch.stack([flat.sum(), (flat * flat).sum()])
 if trainer.accelerator.is_main_process:
     json.dump({"world": trainer.world, "type": trainer.accelerator.distributed_type.value,
                "sums": sums.tolist()}, open(sys.argv[1], "w"))
+trainer.close()
 """
 
 
