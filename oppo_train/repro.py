@@ -21,6 +21,7 @@ import yaml
 from oppo_train.config import VARIANTS, ConfigError
 
 DONE = "DONE"
+CODE_DIR = Path(__file__).parent  # the checkout whose code the stages run
 
 
 @dataclass
@@ -64,16 +65,6 @@ def overrides(settings: dict[str, Any]) -> list[str]:
     return out
 
 
-def git_commit() -> str | None:
-    """The checked-out commit, with `-dirty` when tracked files differ from it (None outside a git checkout)."""
-    try:
-        done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
-                              text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip() or None
-
-
 class Experiment:
     """Runs the stages of every seed and writes the leaderboard."""
 
@@ -87,14 +78,14 @@ class Experiment:
         self.eval_suite = {"n": int(spec["dataset"]["n"]), "seed": int(spec["dataset"]["seed"])}
         check(config, self.eval_suite["seed"])
         self.timings: dict[str, float] = {}
-        self.commits: dict[str, str | None] = {}  # the code each stage ran with (`git describe --dirty`)
+        self.commits: dict[str, dict[str, Any] | None] = {}  # the code each stage ran with (mepbench's git_state)
 
     def _run(self, name: str, folder: Path, argv: list[str], expect: str) -> None:
         """Run one stage unless its DONE marker exists; time it; fail loudly with the stage's log when it exits
         non-zero or leaves no `expect` file."""
         if (folder / DONE).is_file():
             done = json.loads((folder / DONE).read_text())
-            self.timings[name], self.commits[name] = done["seconds"], done.get("commit")
+            self.timings[name], self.commits[name] = done["seconds"], done.get("git")
             return
         folder.mkdir(parents=True, exist_ok=True)
         self.log.write(f"[repro] {name}: {' '.join(argv)}\n")
@@ -106,9 +97,11 @@ class Experiment:
             raise RuntimeError(f"stage {name} failed (exit {done.returncode}, {expect} "
                                f"{'written' if (folder / expect).exists() else 'missing'}); see {folder / 'stage.log'}")
         seconds = time.perf_counter() - start
-        commit = git_commit()
-        (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv, "commit": commit}))
-        self.timings[name], self.commits[name] = seconds, commit
+        from mepbench.results import git_state
+
+        code = git_state(CODE_DIR)
+        (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv, "git": code}))
+        self.timings[name], self.commits[name] = seconds, code
 
     def _common(self, seed: int) -> list[str]:
         data = {"source": "mep-synth", "n": self.config.train_n, "seed": self.config.train_seed}
@@ -223,7 +216,9 @@ def install_default(weights: Path, results: Path, row: str, seed: int) -> Path:
         params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     rows = "\n".join(f"| {header} | {100 * values[key]:.1f} |" for key, (header, _) in COLUMNS.items()
                      if values.get(key) is not None)
-    commit = meta["stages"]["commits"].get(f"seed-{seed}/rl-{row}") or "not recorded (see leaderboards/mini-repro)"
+    code = meta["stages"]["commits"].get(f"seed-{seed}/rl-{row}") or {}
+    commit = (f"{code['commit']}{' (with uncommitted changes)' if code.get('dirty') else ''}" if code.get("commit")
+              else "not recorded (see leaderboards/mini-repro)")
     (target / "README.md").write_text(MODEL_CARD.format(
         params=params, size=config["model_size"], train_n=config["train_n"], train_seed=config["train_seed"],
         row=row, seed=seed, commit=commit, eval_seed=meta["eval_suite"]["seed"], metrics=rows))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
 from oppo_train.config import to_dict
 
 ROW_NAMES = {"sft": "SFT only", "baseline": "GRPO baseline (acc + fmt)", "romni": "+ R_omni", "papo": "PAPO",
@@ -31,27 +32,12 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 EVIDENCE = ("video", "audio", "text")  # accuracy on clips that only this modality decides
 
 
-def _get(tree: dict[str, Any], path: tuple[str, ...]) -> float | None:
-    for key in path:
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return None if tree is None else float(tree)
-
-
 def _ci(tree: dict[str, Any], path: tuple[str, ...]) -> tuple[float, float] | None:
-    """The run's own bootstrap CI of a summary metric, found beside its value in the detailed results."""
-    detail = {"emotion_accuracy": ("variants", "full", "metrics", "accuracy"),
-              "utilization_recall_video": ("utilization", "recall", "video"),
-              "utilization_recall_audio": ("utilization", "recall", "audio"),
-              "acc_at_v": ("faithfulness", "video", "masked", "accuracy"),
-              "acc_at_a": ("faithfulness", "audio", "masked", "accuracy"),
-              "control_acc_v": ("faithfulness", "video", "control", "accuracy"),
-              "control_acc_a": ("faithfulness", "audio", "control", "accuracy")}
-    where = detail.get(path[-1]) if path[0] == "summary" else path[:-1]
+    """The run's own bootstrap CI of a metric, found beside its value in the detailed results."""
+    where = SUMMARY_ESTIMATES.get(path[-1]) if path[0] == "summary" else path[:-1]
     if where is None:
         return None
-    low, high = _get(tree, (*where, "ci_low")), _get(tree, (*where, "ci_high"))
+    low, high = tree_number(tree, (*where, "ci_low")), tree_number(tree, (*where, "ci_high"))
     return None if low is None or high is None else (low, high)
 
 
@@ -77,7 +63,7 @@ def row_metrics(run: Path, task: str, manifest: Path | None) -> dict[str, Any]:
     tree = results["tasks"][task]
     out: dict[str, Any] = {"values": {}, "ci": {}}
     for key, (_, path) in COLUMNS.items():
-        out["values"][key] = _get(tree, path)
+        out["values"][key] = tree_number(tree, path)
         out["ci"][key] = _ci(tree, path)
     if manifest is not None:
         out["values"].update(evidence_accuracy(run, task, manifest))
@@ -154,9 +140,10 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
     summary = summarise(per_seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from oppo_train.repro import git_commit
+    from mepbench.results import git_state
+    from oppo_train.repro import CODE_DIR
 
-    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": git_commit(),
+    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": git_state(CODE_DIR),
                 "machine": {"platform": platform.platform(), "processor": platform.processor(),
                             "cpus": _cpu_count()},
                 "wall_seconds": wall_seconds, "stages": stages}

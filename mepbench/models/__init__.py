@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 TRAINED_TINY_OMNI = Path(__file__).parent / "tiny-omni"
-ALIASES = ("tiny-omni", "tiny-omni-random")
 
 
 def resolve_alias(model: str, cache_dir: Path) -> str:

@@ -115,27 +115,31 @@ class MEPTask(SpecTask):
         return out
 
 
+# summary key → where its estimate ({value, ci_low, ci_high}) sits in the task's aggregate
+SUMMARY_ESTIMATES: dict[str, tuple[str, ...]] = {
+    "emotion_accuracy": ("variants", "full", "metrics", "accuracy"),
+    "text_alone_accuracy": ("variants", "mask:video+audio", "metrics", "accuracy"),
+    "utilization_recall": ("utilization", "recall", "overall"),
+    "utilization_recall_video": ("utilization", "recall", "video"),
+    "utilization_recall_audio": ("utilization", "recall", "audio"),
+    "acc_at_v": ("faithfulness", "video", "masked", "accuracy"),
+    "acc_at_a": ("faithfulness", "audio", "masked", "accuracy"),
+    "control_acc_v": ("faithfulness", "video", "control", "accuracy"),
+    "control_acc_a": ("faithfulness", "audio", "control", "accuracy"),
+    "balanced_faithfulness_v": ("faithfulness", "video", "balanced"),
+    "balanced_faithfulness_a": ("faithfulness", "audio", "balanced"),
+}
+
+
+def tree_number(tree: Any, path: tuple[str, ...]) -> float | None:
+    """The number at `path` in nested results; None when a key is missing or the leaf is not a number."""
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return float(tree) if isinstance(tree, (int, float, np.floating)) else None
+
+
 def _summary(out: dict[str, Any]) -> dict[str, float | None]:
     """The headline numbers under the paper's names (fractions; NaN/None when undefined)."""
-    def value(tree: dict[str, Any], *path: str) -> float | None:
-        for key in path:
-            if not isinstance(tree, dict) or key not in tree:
-                return None
-            tree = tree[key]
-        return float(tree) if isinstance(tree, (int, float, np.floating)) else None
-
-    f = out["faithfulness"]
-    return {
-        "emotion_accuracy": value(out, "variants", "full", "metrics", "accuracy", "value"),
-        "text_alone_accuracy": value(out, "variants", "mask:video+audio", "metrics", "accuracy", "value"),
-        "utilization_recall": value(out, "utilization", "recall", "overall", "value"),
-        "utilization_recall_video": value(out, "utilization", "recall", "video", "value"),
-        "utilization_recall_audio": value(out, "utilization", "recall", "audio", "value"),
-        "acc_at_v": value(f, "video", "masked", "accuracy", "value"),
-        "acc_at_a": value(f, "audio", "masked", "accuracy", "value"),
-        "control_acc_v": value(f, "video", "control", "accuracy", "value"),
-        "control_acc_a": value(f, "audio", "control", "accuracy", "value"),
-        "balanced_faithfulness_v": value(f, "video", "balanced", "value"),
-        "balanced_faithfulness_a": value(f, "audio", "balanced", "value"),
-    }
-
+    return {name: tree_number(out, (*path, "value")) for name, path in SUMMARY_ESTIMATES.items()}
