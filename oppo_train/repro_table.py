@@ -25,6 +25,9 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "acc_at_a": ("Acc@A", ("summary", "acc_at_a")),
     "control_v": ("Ctrl V", ("summary", "control_acc_v")),
     "control_a": ("Ctrl A", ("summary", "control_acc_a")),
+    # (Acc@m + Ctrl m) / 2: a model that answers every probe "no" (or "yes") scores 50, whatever its Acc@m
+    "balanced_v": ("Bal V", ("summary", "balanced_faithfulness_v")),
+    "balanced_a": ("Bal A", ("summary", "balanced_faithfulness_a")),
     "drop_v": ("Drop −V", ("reliance", "mask:video", "drop", "accuracy", "value")),
     "drop_a": ("Drop −A", ("reliance", "mask:audio", "drop", "accuracy", "value")),
     "text_only": ("Text-only acc", ("summary", "text_alone_accuracy")),
@@ -53,7 +56,7 @@ def evidence_accuracy(run: Path, task: str, manifest: Path) -> dict[str, float |
     for modality in EVIDENCE:
         picked = rows[rows.sample_id.map(decided) == modality]
         out[f"acc_only_{modality}"] = float(picked.correct.mean()) if len(picked) else None
-        out[f"n_only_{modality}"] = int(len(picked))
+        out[f"n_only_{modality}"] = len(picked)
     return out
 
 
@@ -146,10 +149,19 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
     metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": git_state(CODE_DIR),
                 "machine": {"platform": platform.platform(), "processor": platform.processor(),
                             "cpus": _cpu_count()},
-                "wall_seconds": wall_seconds, "stages": stages}
+                "wall_seconds": wall_seconds, "seed_seconds": seed_seconds(stages["seconds"]), "stages": stages}
     data = {"summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n")
+    return out
+
+
+def seed_seconds(stage_seconds: dict[str, float]) -> dict[str, float]:
+    """Total stage time per seed ("seed-0/sft" → "seed-0"): what one seed costs, whichever invocation ran it."""
+    out: dict[str, float] = {}
+    for name, seconds in stage_seconds.items():
+        seed = name.split("/")[0]
+        out[seed] = out.get(seed, 0.0) + seconds
     return out
 
 

@@ -13,7 +13,7 @@ from mepbench.types import Sample
 from oppo_train.config import ConfigError, DataConfig, load_config
 from oppo_train.data import build_request, probe_rows, prompt_task, sft_target
 from oppo_train.repro import Experiment, ReproConfig, check, overrides
-from oppo_train.repro_table import across_seeds, markdown_table, summarise
+from oppo_train.repro_table import across_seeds, markdown_table, seed_seconds, summarise
 
 
 def _clip(cid: str, video: list[str], audio: list[str]) -> Sample:
@@ -74,6 +74,9 @@ def test_seed_statistics_and_table():
                                           "ci_kind": "bootstrap over clips"} and summary["sft"]["util_v"] is None
     table = markdown_table(summary).splitlines()
     assert table[0].startswith("| model | Acc | Util V |") and table[2].startswith("| SFT only | 50.0 [40.0, 60.0] | — |")
+    assert "| Ctrl A | Bal V | Bal A |" in table[0]
+    assert seed_seconds({"seed-0/sft": 10.0, "seed-0/rl-oppo": 5.0, "seed-1/sft": 7.5}) == {"seed-0": 15.0,
+                                                                                            "seed-1": 7.5}
 
 
 @pytest.mark.slow
@@ -98,7 +101,9 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert "| SFT only |" in table and "| OPPO (R_omni + J_omni) |" in table
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "[repro]" not in again.stderr
-    assert json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]["stages"] == stages
+    rewritten = json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]
+    assert rewritten["stages"] == stages
+    assert rewritten["seed_seconds"]["seed-0"] == pytest.approx(sum(stages["seconds"].values()))
 
 
 def test_experiment_refuses_train_seed_equal_to_the_eval_suite():
