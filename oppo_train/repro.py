@@ -162,7 +162,8 @@ class Experiment:
             runs[seed] = self.evaluate(seed, self.train(seed))
         out = write_leaderboard(self.config, runs, {"seconds": self.timings, "commits": self.commits},
                                 time.time() - started, self.eval_suite)
-        self.html_report(runs[self.config.seeds[0]], out / "site")
+        for seed in self.config.seeds:
+            self.html_report(runs[seed], out / "site" / f"seed-{seed}")
         if self.config.install_default:
             install_default(self.work / f"seed-{self.config.seeds[0]}" / f"rl-{self.config.default_model}" / "final",
                             out / "results.json", self.config.default_model, self.config.seeds[0])

@@ -1,5 +1,6 @@
 """The mini-reproduction's leaderboard: per-row metrics from each seed's `mepbench eval` run, means with 95% CIs
-across seeds (a single seed shows its bootstrap CI), a Markdown table, the data as JSON, and the run metadata."""
+across seeds (a single seed shows its bootstrap CI), a Markdown table, an HTML page over the seeds, the data as
+JSON, and the run metadata."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from mepbench.report.cells import Cell
+from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
 from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
 from oppo_train.config import to_dict
 
@@ -119,15 +122,44 @@ def _cell(cell: dict[str, Any] | None) -> str:
     return text
 
 
+def table_columns() -> list[tuple[str, str]]:
+    """(metric key, header) of every leaderboard column, in order."""
+    keys = list(COLUMNS) + [f"acc_only_{m}" for m in EVIDENCE]
+    return [(k, COLUMNS[k][0] if k in COLUMNS else f"Acc ({k.removeprefix('acc_only_')[0].upper()}-only clips)")
+            for k in keys]
+
+
 def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     """The leaderboard as a Markdown table (percentages; 95% CIs in brackets)."""
-    keys = list(COLUMNS) + [f"acc_only_{m}" for m in EVIDENCE]
-    headers = [COLUMNS[k][0] if k in COLUMNS else f"Acc ({k.removeprefix('acc_only_')[0].upper()}-only clips)"
-               for k in keys]
-    lines = ["| model | " + " | ".join(headers) + " |", "|---|" + "---|" * len(keys)]
+    columns = table_columns()
+    lines = ["| model | " + " | ".join(h for _, h in columns) + " |", "|---|" + "---|" * len(columns)]
     for row, cells in summary.items():
-        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(_cell(cells.get(k)) for k in keys) + " |")
+        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(_cell(cells.get(k)) for k, _ in columns) + " |")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]],
+               report_links: dict[int, str]) -> SeedBoard:
+    """The HTML leaderboard over seeds: mean [CI] and per-seed values of every column, links to each seed's report."""
+    rows = []
+    for row, cells in summary.items():
+        out = {}
+        for key, _ in table_columns():
+            cell = cells.get(key)
+            if cell is None:
+                continue
+            mean = Cell(_percent(cell["mean"]), _percent(cell.get("ci_low")), _percent(cell.get("ci_high")), digits=1)
+            out[key] = SeedCell(mean, tuple(_percent(s[row]["values"].get(key)) for s in per_seed.values()))
+        rows.append(SeedRow(ROW_NAMES.get(row, row), out))
+    kind = next((c.get("ci_kind") for cells in summary.values() for c in cells.values() if c), None)
+    notes = [f"Intervals: {kind}." if kind else "One seed: no interval.",
+             "Bal V/A = (Acc@m + Ctrl m) / 2: an all-no or all-yes answer policy scores 50."]
+    return SeedBoard("Mini OPPO reproduction on mep-synth", table_columns(), rows, list(per_seed),
+                     [(f"seed {seed}: the six evaluations", href) for seed, href in report_links.items()], notes)
 
 
 def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dict[str, Any], wall_seconds: float,
@@ -153,6 +185,8 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
     data = {"summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n")
+    links = {seed: f"seed-{seed}/index.html" for seed in per_seed}
+    write_seed_board(seed_board(summary, per_seed, links), out / "site" / "index.html")
     return out
 
 

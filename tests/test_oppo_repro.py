@@ -9,11 +9,18 @@ import sys
 
 import pytest
 
+from mepbench.report.seeds import write_seed_board
 from mepbench.types import Sample
 from oppo_train.config import ConfigError, DataConfig, load_config
 from oppo_train.data import build_request, probe_rows, prompt_task, sft_target
 from oppo_train.repro import Experiment, ReproConfig, check, overrides
-from oppo_train.repro_table import across_seeds, markdown_table, seed_seconds, summarise
+from oppo_train.repro_table import (
+    across_seeds,
+    markdown_table,
+    seed_board,
+    seed_seconds,
+    summarise,
+)
 
 
 def _clip(cid: str, video: list[str], audio: list[str]) -> Sample:
@@ -79,6 +86,29 @@ def test_seed_statistics_and_table():
                                                                                             "seed-1": 7.5}
 
 
+def two_seeds() -> dict[int, dict[str, dict]]:
+    """Two seeds of two rows: accuracy 0.5 / 0.7 and 0.6 / 0.6; util_v known only for the oppo row."""
+    def run(acc, util_v):
+        return {"values": {"accuracy": acc, "util_v": util_v}, "ci": {}}
+    return {0: {"sft": run(0.5, None), "oppo": run(0.6, 0.3)}, 1: {"sft": run(0.7, None), "oppo": run(0.6, 0.5)}}
+
+
+def test_seed_board_page_shows_means_intervals_and_every_seed(tmp_path):
+    per_seed = two_seeds()
+    summary = summarise(per_seed)
+    board = seed_board(summary, per_seed, {0: "seed-0/index.html", 1: "seed-1/index.html"})
+    assert [r.label for r in board.rows] == ["SFT only", "OPPO (R_omni + J_omni)"]
+    sft, oppo = board.rows
+    assert sft.cells["accuracy"].mean.value == pytest.approx(60.0)
+    assert sft.cells["accuracy"].mean.high - 60.0 == pytest.approx(12.706205 * 10, rel=1e-5)
+    assert sft.cells["accuracy"].per_seed == pytest.approx((50.0, 70.0)) and "util_v" not in sft.cells
+    assert oppo.cells["accuracy"].mean.low == pytest.approx(60.0)  # no spread, no width
+    html = write_seed_board(board, tmp_path / "site" / "index.html").read_text()
+    assert "Content-Security-Policy" in html and 'href="seed-1/index.html"' in html
+    assert "50.0 / 70.0" in html and "30.0 / 50.0" in html and "Intervals: t over seeds." in html
+    assert html.count("<tr>") == 3  # header + the two rows
+
+
 @pytest.mark.slow
 def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     args = [sys.executable, "-m", "oppo_train.cli", "repro", "--config", "mini_repro", "model_size=test",
@@ -99,6 +129,9 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert rl_steps and all("loss/perception" in step for step in rl_steps if "loss/policy" in step)
     table = (tmp_path / "lb" / "table.md").read_text()
     assert "| SFT only |" in table and "| OPPO (R_omni + J_omni) |" in table
+    site = tmp_path / "lb" / "site"
+    assert 'href="seed-0/index.html"' in (site / "index.html").read_text()
+    assert (site / "seed-0" / "run-eval-oppo.html").is_file()
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "[repro]" not in again.stderr
     rewritten = json.loads((tmp_path / "lb" / "results.json").read_text())["metadata"]

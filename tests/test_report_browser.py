@@ -16,6 +16,8 @@ from conftest import SHARED, ScriptedBackend, shared_fixture, unavailable
 from test_report import PAYLOAD, TASK, mer_run, scripted_run
 
 from mepbench.report import ReportOptions, build_report
+from mepbench.report.cells import Cell
+from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -178,4 +180,32 @@ def test_mer_run_page_shows_wheel_confusions(site, page, errors):
     shared_fixture("mer_unibench")
     page.goto((site.parent / "run-mer.html").as_uri())
     assert page.locator("figure.confusion").count() == 5
+    assert errors == []
+
+
+def test_seed_board_sorts_by_the_mean_and_links_each_seed(page, errors, tmp_path):
+    seeds = (0, 1, 2)
+
+    def cell(mean: float, spread: float) -> SeedCell:
+        return SeedCell(Cell(mean, mean - spread, mean + spread, digits=1), (mean - 1, mean, mean + 1))
+
+    rows = [SeedRow(name, {"acc": cell(acc, 5.0), "util_v": cell(util, 20.0)})
+            for name, acc, util in (("baseline", 64.5, 0.4), ("oppo", 68.0, 47.0), ("sft", 66.2, 51.9))]
+    board = SeedBoard("seeds", [("acc", "Acc"), ("util_v", "Util V")], rows, list(seeds),
+                      [(f"seed {s}", f"seed-{s}/index.html") for s in seeds], [])
+    index = write_seed_board(board, tmp_path / "index.html")
+    for s in seeds:
+        (tmp_path / f"seed-{s}").mkdir()
+        (tmp_path / f"seed-{s}" / "index.html").write_text(f"<title>report of seed {s}</title>")
+    page.goto(index.as_uri())
+    names = "rows => rows.map(r => r.cells[0].innerText.trim())"
+    header = page.locator("table.seeds thead th", has_text="Util V")
+    header.click()
+    assert page.eval_on_selector_all("table.seeds tbody tr", names) == ["sft", "oppo", "baseline"]
+    header.click()
+    assert page.eval_on_selector_all("table.seeds tbody tr", names) == ["baseline", "oppo", "sft"]
+    assert "67.0 / 68.0 / 69.0" in page.locator("table.seeds tbody tr", has_text="oppo").inner_text()
+    _shot(page, "seed-board.png")
+    page.click("text=seed 2")
+    assert page.title() == "report of seed 2"
     assert errors == []
