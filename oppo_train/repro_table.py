@@ -145,10 +145,10 @@ def _percent(value: float | None) -> float | None:
 def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]],
                report_links: dict[int, str]) -> SeedBoard:
     """The HTML leaderboard over seeds: mean [CI] and per-seed values of every column, links to each seed's report."""
-    rows = []
+    columns, rows = table_columns(), []
     for row, cells in summary.items():
         out = {}
-        for key, _ in table_columns():
+        for key, _ in columns:
             cell = cells.get(key)
             if cell is None:
                 continue
@@ -158,8 +158,9 @@ def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str,
     kind = next((c.get("ci_kind") for cells in summary.values() for c in cells.values() if c), None)
     notes = [f"Intervals: {kind}." if kind else "One seed: no interval.",
              "Bal V/A = (Acc@m + Ctrl m) / 2: an all-no or all-yes answer policy scores 50."]
-    return SeedBoard("Mini OPPO reproduction on mep-synth", table_columns(), rows, list(per_seed),
-                     [(f"seed {seed}: the six evaluations", href) for seed, href in report_links.items()], notes)
+    return SeedBoard("Mini OPPO reproduction on mep-synth", columns, rows, list(per_seed),
+                     [(f"seed {seed}: its {len(per_seed[seed])} evaluations", href)
+                      for seed, href in report_links.items()], notes)
 
 
 def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dict[str, Any], wall_seconds: float,

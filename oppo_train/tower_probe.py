@@ -18,19 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from mepbench.synth.cues import EMOTIONS, VISUAL_CUES
+from mepbench.synth.cues import EMOTIONS, VISUAL_CUES, shown_emotion
 from mepbench.types import Sample, VideoPart
 
 PIXEL_SIDE = 28  # the pixel reference: grey frames averaged over time, area-downsampled to 28 x 28
 
 
 def shown_expression(sample: Sample) -> str:
-    """The emotion the face shows: the label when video agrees, the conflicting emotion, or neutral when missing."""
+    """The emotion the face of a mep-synth clip shows (from its metadata, as the generative model chose it)."""
     meta = sample.metadata
-    condition = meta["conditions"]["video"]
-    if condition == "agree":
-        return str(sample.label)
-    return str(meta["conflict_emotion"]["video"]) if condition == "conflict" else "neutral"
+    return shown_emotion(str(sample.label), meta["conditions"]["video"], meta["conflict_emotion"]["video"])
 
 
 def face_targets(samples: list[Sample]) -> dict[str, np.ndarray]:
@@ -132,8 +129,8 @@ def run_probe(model: str, n: int, seed: int, cache_dir: Path, train_fraction: fl
             rows.setdefault(name, []).append(value)
     features = {name: np.stack(values) for name, values in rows.items()}
     targets = face_targets(samples)
-    return {"model": model, "suite": {"n": n, "seed": seed}, "clips": len(samples), "train_fraction": train_fraction, "l2": l2,
-            "chance": {t: 1 / len(np.unique(y)) for t, y in targets.items()},
+    return {"model": model, "suite": {"n": n, "seed": seed}, "clips": len(samples), "train_fraction": train_fraction,
+            "l2": l2, "chance": {t: 1 / len(np.unique(y)) for t, y in targets.items()},
             "positives": {t: int((y > 0).sum()) for t, y in targets.items() if t != "expression"},
             "balanced_accuracy": probe_report(features, targets, train_fraction, l2)}
 

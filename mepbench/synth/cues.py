@@ -145,13 +145,18 @@ def _profile_cues(rng: np.random.Generator, profile: CueProfile) -> tuple[str, .
     return profile.core + extra
 
 
+def shown_emotion(label: str, condition: str, conflict_emotion: str | None) -> str:
+    """The emotion one modality shows: the label when it agrees, the conflicting emotion, or neutral when missing."""
+    return conflict_emotion or (label if condition == "agree" else "neutral")
+
+
 def sample_clip(rng: np.random.Generator) -> ClipSpec:
     """Draw one clip's label, conditions, cues and subtitle from the generative model."""
     label = _choice(rng, EMOTIONS)
     conditions = _draw_conditions(rng, label)
     others = [e for e in EMOTIONS if e not in ("neutral", label)]
     conflict = {m: (_choice(rng, others) if c == "conflict" else None) for m, c in conditions.items()}
-    shown = {m: conflict[m] or (label if c == "agree" else "neutral") for m, c in conditions.items()}
+    shown = {m: shown_emotion(label, c, conflict[m]) for m, c in conditions.items()}
     cues = {
         "video": _profile_cues(rng, VISUAL_PROFILES[shown["video"]]),
         "audio": _profile_cues(rng, AUDIO_PROFILES[shown["audio"]]),
