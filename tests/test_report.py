@@ -130,6 +130,19 @@ def test_boards_put_scores_on_one_scale(scripted):
     assert entry.cells["accuracy"].value == pytest.approx(100 * agg["variants"]["full"]["metrics"]["accuracy"]["value"])
     assert entry.cells["acc_at_v"].value == pytest.approx(100 * agg["summary"]["acc_at_v"])
     assert entry.cells["utilization_recall"].value == pytest.approx(100 * agg["summary"]["utilization_recall"])
+    assert entry.cells["pf_v"].value == pytest.approx(100 * agg["summary"]["pf_v"])
+    assert entry.cells["grounded_recall_video"].value == pytest.approx(100 * agg["summary"]["grounded_recall_video"])
+    # Acc@V never stands alone: its TPR and TNR-absent columns follow it
+    at = board.columns.index("acc_at_v")
+    assert board.columns[at - 1:at + 3] == ["pf_v", "acc_at_v", "control_acc_v", "tnr_absent_v"]
+    assert entry.notes == [] and not board.caveats  # no published row here, and the run has all three
+
+
+def test_published_acc_at_v_without_tpr_and_tnr_absent_is_flagged(report):
+    html = _pages(report)["index.html"]
+    board = html[html.index(f'data-board="{TASK}"'):]
+    board = board[:board.index("</section>")]
+    assert "Acc@V / Acc@A without TPR and TNR-absent" in board and 'class="muted caveat"' in board
 
 
 def test_all_mode_lists_run_boards_first_then_published_groups_with_their_members(scripted):
@@ -175,9 +188,10 @@ def test_run_page_shows_metadata_panels_and_failures(report):
     page = _pages(report)["run-scripted.html"]
     for text in ("model fingerprint", "git commit", "mask mode per task", "judges", "Packages",
                  "reliance: Accuracy under each variant", "utilization: cue recall per modality",
-                 "faithfulness: masked probes, controls, balanced", "label × prediction", "Failures"):
+                 "faithfulness: the three probe sets and the headline PF", "grounded utilization",
+                 "claims under masking", "TNR-absent: absent cue, full input", "label × prediction", "Failures"):
         assert text in page, text
-    assert page.count("<svg") >= 3
+    assert page.count("<svg") >= 5
 
 
 def test_rebuild_reuses_thumbnails(report, scripted):

@@ -170,7 +170,8 @@ def test_injected_script_in_a_response_does_not_execute(site, page, errors):
 def test_run_page_charts_render(site, page, errors):
     page.goto((site.parent / "run-tiny-omni-run.html").as_uri())
     assert page.locator("figure.chart svg rect.bar").count() >= 10
-    assert page.locator("text=faithfulness: masked probes, controls, balanced").count() == 1
+    assert page.locator("text=faithfulness: the three probe sets and the headline PF (chance 50)").count() == 1
+    assert page.locator("text=grounded utilization: recall with the modality minus recall without it").count() == 1
     assert page.locator("figure.confusion").count() == 1
     _shot(page, "report-run.png")
     assert errors == []

@@ -113,7 +113,8 @@ def test_lexicon_recovers_the_synth_reference_cues_from_synth_reasoning():
         cues = LEX.extract(reasoning_text(reasoning(spec))).cues
         assert [c for c in cues.video if c in VISUAL_CUES] == list(spec.cues["video"])
         assert [c for c in cues.audio if c in AUDIO_CUES] == list(spec.cues["audio"])
-        assert cues.text == (spec.subtitle.strip(" .!?"),)
+        # the text cue is the subtitle's emotion-bearing phrase; a neutral subtitle has none, so the whole quote
+        assert cues.text == (spec.cues["text"] or (spec.subtitle.strip(" .!?"),))
 
 
 # ------------------------------------------------------------------------------------------- LLM extractor

@@ -8,8 +8,12 @@ from typing import Any
 
 LABELS = {
     "accuracy": "Accuracy", "macro_f1": "Macro-F1", "mean": "Mean",
-    "utilization_recall": "Utilization recall", "acc_at_v": "Acc@V", "acc_at_a": "Acc@A",
-    "balanced_faithfulness_v": "Balanced@V", "balanced_faithfulness_a": "Balanced@A",
+    "utilization_recall": "Utilization recall", "acc_at_v": "Acc@V (TNR-masked)", "acc_at_a": "Acc@A (TNR-masked)",
+    "balanced_faithfulness_v": "Balanced-masked@V", "balanced_faithfulness_a": "Balanced-masked@A",
+    "pf_v": "PF@V", "pf_a": "PF@A", "control_acc_v": "TPR V", "control_acc_a": "TPR A",
+    "tnr_absent_v": "TNR-absent V", "tnr_absent_a": "TNR-absent A",
+    "grounded_recall_video": "Grounded util V", "grounded_recall_audio": "Grounded util A",
+    "claim_rate_v": "Claims under −V ↓", "claim_rate_a": "Claims under −A ↓",
 }
 
 

@@ -50,13 +50,25 @@ class CellRow:
 
 @dataclass(frozen=True)
 class ProbePair:
-    """A yes/no question about one reference cue: asked with its modality masked (expect "no") and, as the
-    positive control, with every modality present (expect "yes")."""
+    """A yes/no question about one cue. About a reference cue: asked with its modality masked (expect "no") and with
+    every modality present (the control, expect "yes"). About an absent cue: with every modality present only (the
+    negative, expect "no")."""
 
     modality: str
     cue: str
     masked: CellRow | None
     control: CellRow | None
+    negative: CellRow | None = None
+
+    @property
+    def present(self) -> bool:
+        """Whether the cue is one the clip shows (an absent cue has only the negative)."""
+        return self.negative is None
+
+    @property
+    def full(self) -> CellRow | None:
+        """The question asked with every modality present: the control, or the negative."""
+        return self.control if self.present else self.negative
 
 
 @dataclass
@@ -134,13 +146,13 @@ def _cell_row(row: dict[str, Any], limit: int | None) -> CellRow:
 
 
 def _probe_pairs(rows: list[CellRow]) -> list[ProbePair]:
-    """Pair `probe:<modality>:<k>` with `control:<modality>:<k>` items."""
-    pairs: dict[str, dict[str, CellRow]] = {}
+    """Pair `probe:<modality>:<k>` with `control:<modality>:<k>` items; each `negative:<modality>:<k>` stands alone."""
+    pairs: dict[tuple[bool, str], dict[str, CellRow]] = {}
     for row in rows:
         kind, _, key = row.item.partition(":")
-        pairs.setdefault(key, {})[kind] = row
-    return [ProbePair(key.partition(":")[0], (p.get("probe") or p.get("control")).cue, p.get("probe"),
-                      p.get("control")) for key, p in pairs.items()]
+        pairs.setdefault((kind == "negative", key), {})[kind] = row
+    return [ProbePair(key.partition(":")[0], next(iter(p.values())).cue, p.get("probe"), p.get("control"),
+                      p.get("negative")) for (_, key), p in pairs.items()]
 
 
 def _detail(match: Any) -> str:

@@ -15,8 +15,11 @@ from mepbench.report.reference import References, ReportedRow
 from mepbench.report.runs import RunData
 
 ReferenceMode = Literal["matching", "all", "none"]
-FAITHFULNESS = (("acc_at_v", "video", "masked"), ("acc_at_a", "audio", "masked"),
-                ("balanced_faithfulness_v", "video", "balanced"), ("balanced_faithfulness_a", "audio", "balanced"))
+# MEP columns in board order: the headline PF@m, then Acc@m (the paper's number) always beside its TPR and TNR-absent
+FAITHFULNESS = tuple((f"{key}_{m[0]}", m, kind) for m in ("video", "audio") for key, kind in
+                     (("pf", "headline"), ("acc_at", "masked"), ("control_acc", "control"), ("tnr_absent", "absent")))
+UNGUARDED = ("Acc@V / Acc@A without TPR and TNR-absent: a model that answers “no” to every masked probe scores 100, "
+             "so these numbers cannot tell perception from a bias")
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Board:
     entries: list[Entry]
     members: list[str] = field(default_factory=list)
 
+    @property
+    def caveats(self) -> list[str]:
+        """Notes that concern the whole board (rows whose Acc@V/Acc@A stand without TPR and TNR-absent)."""
+        return [UNGUARDED] if any(unguarded(e.cells) for e in self.entries) else []
+
     def header(self, column: str) -> str:
         """Column title: member tasks without the group's name as prefix (`mme-emotion-sa` → `sa`)."""
         prefix = f"{self.name}-"
@@ -61,6 +69,14 @@ def task_cells(agg: dict[str, Any]) -> dict[str, Cell]:
     if "overall" in util.get("recall", {}):
         counted = util.get("n_samples", 0) - util.get("excluded", {}).get("overall", 0)
         cells["utilization_recall"] = estimate_cell(util["recall"]["overall"], 100.0, counted)
+    for modality in ("video", "audio"):
+        grounded = (agg.get("grounded_utilization") or {}).get(modality)
+        if grounded:
+            cells[f"grounded_recall_{modality}"] = estimate_cell(grounded, 100.0, grounded.get("n"))
+    for modality in ("video", "audio"):
+        claims = (agg.get("claims") or {}).get(modality)
+        if claims:
+            cells[f"claim_rate_{modality[0]}"] = estimate_cell(claims["rate"], 100.0, claims.get("n"))
     for key, modality, kind in FAITHFULNESS:
         block = (agg.get("faithfulness") or {}).get(modality, {}).get(kind)
         if block is not None:
@@ -69,11 +85,18 @@ def task_cells(agg: dict[str, Any]) -> dict[str, Cell]:
     return cells
 
 
+def unguarded(cells: dict[str, Cell]) -> bool:
+    """Whether a row shows Acc@V or Acc@A without the TPR and TNR-absent that make it readable."""
+    return any(f"acc_at_{m}" in cells and not {f"control_acc_{m}", f"tnr_absent_{m}"} <= cells.keys() for m in "va")
+
+
 def _run_task_entry(run: RunData, name: str) -> Entry:
     agg = run.tasks[name]
     full = agg.get("variants", {}).get("full", {})
-    return Entry(run.model_name, "run", task_cells(agg), setting=run.id, run_id=run.id,
-                 n=full.get("n", agg.get("n_samples")), failed=agg.get("n_failed"), mask_mode=agg.get("mask_mode"))
+    cells = task_cells(agg)
+    return Entry(run.model_name, "run", cells, setting=run.id, run_id=run.id,
+                 n=full.get("n", agg.get("n_samples")), failed=agg.get("n_failed"), mask_mode=agg.get("mask_mode"),
+                 notes=[f"run made before the absent-cue probes; {UNGUARDED}"] if unguarded(cells) else [])
 
 
 def _group_cells(run: RunData, group: dict[str, Any]) -> dict[str, Cell]:
@@ -119,9 +142,10 @@ def _reported_entries(rows: list[ReportedRow], board: str, members: list[str],
             if hit is not None:
                 cells[member] = Cell(hit.value, n=hit.n, note=hit.note, digits=hit.digits)
                 used.append(hit)
+        notes = [f"{r.task} {r.metric}: {r.note}" for r in used if r.note]
         entries.append(Entry(model, "reported", cells, setting=setting,
                              citations=list(dict.fromkeys(r.citation for r in used)),
-                             notes=[f"{r.task} {r.metric}: {r.note}" for r in used if r.note],
+                             notes=notes + ([f"published {UNGUARDED}"] if unguarded(cells) else []),
                              n=next((r.n for r in own if r.n), None)))
     return entries
 

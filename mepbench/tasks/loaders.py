@@ -56,10 +56,19 @@ def _row_to_sample(row: dict[str, Any], base: Path, source: Path, require: tuple
         if value is None or (isinstance(value, str) and not value.strip()):
             field = "subtitle" if key == "text" else key
             raise SampleError(f"empty or missing {field}", sample_id=sid, path=str(source), field=field)
-    cues = {k: list(v or []) for k, v in (row.get("cues") or {}).items()}
+    cues = _cue_lists(row, "cues", sid, source)
     return Sample(id=sid, video=paths["video"], audio=paths["audio"], subtitle=row.get("subtitle"),
                   label=row.get("label"), reasoning=row.get("reasoning"), cues=cues,
-                  metadata=row.get("metadata") or {}, source=str(source))
+                  metadata=row.get("metadata") or {}, source=str(source), absent=_cue_lists(row, "absent", sid, source))
+
+
+def _cue_lists(row: dict[str, Any], key: str, sid: str, source: Path) -> dict[str, list[str]]:
+    """A `{modality: [phrase, ...]}` column; anything else is a SampleError naming the field."""
+    value = row.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, (list, type(None))) and
+                                              all(isinstance(c, str) for c in v or []) for v in value.values()):
+        raise SampleError(f"{key} must map modalities to lists of phrases", sample_id=sid, path=str(source), field=key)
+    return {k: list(v or []) for k, v in value.items()}
 
 
 @register_loader("manifest")
