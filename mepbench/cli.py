@@ -83,8 +83,10 @@ def _perception_table(name: str, agg: dict[str, Any]) -> Table:
         if g["n"]:
             table.add_row(f"grounded recall {m} (full − {g['variant']})", _fmt(g), str(g["n"]))
     for m, c in (agg.get("claims") or {}).items():
-        table.add_row(f"answers claiming a {m} cue under {c['variant']} (lower is better)", _fmt(c["rate"]), str(c["n"]))
-        table.add_row(f"{m} cues claimed per answer under {c['variant']}", f"{c['per_response']['value']:.2f}", "")
+        table.add_row(f"{c['variant']}: answers claiming {m} cues (lower is better)", _fmt(c["rate"]), str(c["n"]))
+        per = c["per_response"]
+        table.add_row(f"{c['variant']}: {m} cues claimed per answer",
+                      f"{per['value']:.2f} [{per['ci_low']:.2f}, {per['ci_high']:.2f}]", "")
     for m, f in agg["faithfulness"].items():
         short = m[0].upper()
         table.add_row(f"PF@{short} = min(balanced absent, balanced masked); chance 50", _fmt(f["headline"]), "")

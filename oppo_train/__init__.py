@@ -9,7 +9,6 @@ import importlib
 from typing import Any
 
 from oppo_train.config import (
-    VARIANTS,
     ConfigError,
     DataConfig,
     ModelConfig,
@@ -28,6 +27,7 @@ from oppo_train.rewards import (
     compute_rewards,
     make_accuracy_reward,
 )
+from oppo_train.variants import VARIANTS, Variant
 
 _LAZY = {"RLTrainer": "oppo_train.rl", "Rollout": "oppo_train.rl", "SFTTrainer": "oppo_train.sft",
          "TrainingError": "oppo_train.engine"}
@@ -43,5 +43,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "PRESETS", "VARIANTS", "ConfigError", "CueScorer", "DataConfig", "ModelConfig", "PerceptionConfig",
     "RLConfig", "RLTrainer", "RewardConfig", "RewardError", "Rollout", "SFTConfig", "SFTTrainer", "TrainingError",
-    "WeightedReward", "build_rewards", "compute_rewards", "load_config", "make_accuracy_reward",
+    "Variant", "WeightedReward", "build_rewards", "compute_rewards", "load_config", "make_accuracy_reward",
 ]

@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 import yaml
 
 from mepbench.scoring.embedding import DEFAULT_EMBEDDER
+from oppo_train.variants import VARIANTS
 
-VARIANTS = ("baseline", "romni", "papo", "papo_dual", "oppo")
-# variant → (perception mode, cue rewards on): the ablation rows of paper §6.2
-VARIANT_SETTINGS = {"baseline": ("none", False), "romni": ("none", True), "papo": ("papo", True),
-                    "papo_dual": ("papo_dual", True), "oppo": ("oppo", True)}
+PERCEPTION_ESTIMATORS = ("exact", "k1_authors", "k3")
+MASK_STYLES = ("element", "patch")
 
 
 @dataclass
@@ -72,13 +71,19 @@ class RewardConfig:
 
 @dataclass
 class PerceptionConfig:
-    """The Omni-Perception Loss (§4): β, mask ratio ρ, estimator (k1 as the authors' code, k3, exact), η and a clip."""
+    """The perception term (OPPO §4, PAPO): β, mask ratio ρ, mask style (`element`: each feature zeroed with prob. ρ,
+    the OPPO authors'; `patch`: each patch blackened with prob. ρ, PAPO's), the per-token estimator (`exact` KL(full ‖
+    masked) over the vocabulary; `k1_authors`, the OPPO authors' sampled log-ratio, whose gradient ignores the masked
+    pass; `k3`, PAPO's, whose gradient is the reverse KL's), η on the full-input entropy, an optional per-token cap and
+    the positions per chunk of the exact KL. Unset (null) values take the variant's defaults (`oppo_train.variants`)."""
 
-    beta: float = 8e-3
-    rho: float = 0.7
-    estimator: str = "k1"
-    entropy_coef: float = 3e-4
+    beta: float | None = None
+    rho: float | None = None
+    estimator: str | None = None
+    entropy_coef: float | None = None
+    mask: str | None = None
     kl_clip: float | None = None
+    chunk_size: int = 512
 
 
 @dataclass
@@ -158,12 +163,17 @@ class RLConfig(TrainConfig):
     @property
     def perception_mode(self) -> str:
         """none | papo | papo_dual | oppo, from the variant."""
-        return VARIANT_SETTINGS[self.variant][0]
+        return VARIANTS[self.variant].mode
 
     @property
     def cue_rewards(self) -> bool:
         """Whether the cue-based reward parts (R_omni) are on."""
-        return VARIANT_SETTINGS[self.variant][1]
+        return VARIANTS[self.variant].cue_rewards
+
+    @property
+    def routing(self) -> str:
+        """How OPPO's clauses are routed to the masked copies: `cues`, or `swapped` (the falsification control)."""
+        return VARIANTS[self.variant].routing
 
 
 class ConfigError(ValueError):
@@ -252,8 +262,20 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
         _set(config, key.strip(), yaml.safe_load(raw), f"override {item!r}")
+    apply_variant_defaults(config)
     validate(config)
     return config
+
+
+def apply_variant_defaults(config: Any) -> None:
+    """Fill the unset perception settings of an RL config from its variant (explicit values stay)."""
+    if not isinstance(config, RLConfig) or config.variant not in VARIANTS:
+        return
+    defaults = {"beta": 0.0, "rho": 0.0, "estimator": "exact", "entropy_coef": 0.0, "mask": "element",
+                **VARIANTS[config.variant].perception}
+    for key, value in defaults.items():
+        if getattr(config.perception, key) is None:
+            setattr(config.perception, key, value)
 
 
 def validate(config: Any) -> None:
@@ -269,14 +291,21 @@ def validate(config: Any) -> None:
     ]
     if isinstance(config, RLConfig):
         checks += [
-            (config.variant in VARIANTS, f"variant must be one of {VARIANTS}, got {config.variant!r}"),
+            (config.variant in VARIANTS, f"variant must be one of {tuple(VARIANTS)}, got {config.variant!r}"),
             (config.num_generations >= 2, "num_generations (G) must be >= 2"),
             (config.loss_type in ("grpo", "dapo", "dr_grpo"), f"unknown loss_type {config.loss_type!r}"),
             (config.scale_rewards in ("group", "batch", "none"), f"unknown scale_rewards {config.scale_rewards!r}"),
             (config.ref_kl_estimator in ("k1", "k3"), "ref_kl_estimator must be k1 or k3"),
-            (config.perception.estimator in ("k1", "k3", "exact"),
-             f"unknown perception.estimator {config.perception.estimator!r}"),
-            (0.0 <= config.perception.rho <= 1.0, "perception.rho must be in [0, 1]"),
+            (config.perception.estimator != "k1",
+             "perception.estimator k1 is now k1_authors: its gradient does not depend on the masked input "
+             "(docs/training.md); the default is exact"),
+            (config.perception.estimator in PERCEPTION_ESTIMATORS,
+             f"perception.estimator must be one of {PERCEPTION_ESTIMATORS}, got {config.perception.estimator!r}"),
+            (config.perception.mask in MASK_STYLES,
+             f"perception.mask must be one of {MASK_STYLES}, got {config.perception.mask!r}"),
+            (config.perception.rho is not None and 0.0 <= config.perception.rho <= 1.0,
+             "perception.rho must be in [0, 1]"),
+            (config.perception.chunk_size >= 1, "perception.chunk_size must be >= 1"),
             (0.0 <= config.rewards.delta < 1.0, "rewards.delta must be in [0, 1)"),
             (config.rewards.preset in ("paper", "code"), f"unknown rewards.preset {config.rewards.preset!r}"),
             (config.rollout.engine in ("hf", "vllm"),

@@ -9,18 +9,20 @@ rollout can share the rope positions and the frozen towers' outputs, and a pass 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mepbench.backends.adapters import ChatAdapter, adapter_for
 from mepbench.backends.adapters.base import FEATURE_KEYS, quiet_progress
 from mepbench.models import resolve_alias
 from oppo_train.config import ModelConfig
+from oppo_train.core.kl import exact_kl
 
 MEDIA_KEYS = frozenset(k for keys in FEATURE_KEYS.values() for k in keys)
 ENCODERS = ("audio_tower", "visual")
@@ -32,12 +34,15 @@ TOWERS = {"pixel_values_videos": ("video_token_id", "visual", "video_grid_thw"),
 
 @dataclass
 class CompletionScores:
-    """Per completion token (B, T): log-prob of the sampled token, its full log-distribution (B, T, V) when asked,
-    and the entropy of the distribution (no grad; not computed when only some tokens are scored)."""
+    """Per completion token (B, T): log-prob of the sampled token and the entropy of the distribution (no grad; not
+    computed when only some tokens are scored). With targets and `with_dist`, the log-distributions at the target
+    positions, (N, V) in row-major target order; with `kl_against`, per copy the (B, T) exact KL(this pass ‖ that
+    copy) at its positions (0 elsewhere), with gradient."""
 
     logp: torch.Tensor
     log_dist: torch.Tensor | None
     entropy: torch.Tensor | None
+    kl: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,11 +79,16 @@ class Policy(nn.Module):
     def forward(self, inputs: dict[str, Any], completion_ids: torch.Tensor | None = None,
                 completion_mask: torch.Tensor | None = None, *, temperature: float = 1.0, with_dist: bool = False,
                 generate: dict[str, Any] | None = None, encode: bool = False, context: Context | None = None,
-                targets: torch.Tensor | None = None) -> Any:
+                targets: torch.Tensor | None = None,
+                kl_against: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                chunk_size: int = 512) -> Any:
         """`generate` given: `model.generate(**inputs, **generate)`; `encode`: the rollout's `Context`. Otherwise the
         scores of `completion_ids` after the prompt, with logits divided by the sampling `temperature` (the distribution
         that was sampled from), reusing `context`. With `targets` (B, T bool) only those tokens are scored (0
-        elsewhere): rows without one are left out and each row stops at the last one (causal, so nothing changes)."""
+        elsewhere): rows without one are left out and each row stops at the last one (causal, so nothing changes).
+        `kl_against` maps a copy's name to its positions (B, T bool) and log-distributions there (N, V): the exact KL
+        is computed at those positions only, `chunk_size` at a time (each chunk recomputed in the backward pass), so
+        nothing (B, T, V)-sized is added for it."""
         if generate is not None:
             return self.model.generate(**inputs, **generate)
         if completion_ids is None or completion_mask is None:
@@ -103,29 +113,58 @@ class Policy(nn.Module):
                           position_ids=None if positions is None else positions[..., :mask.shape[1]]).last_hidden_state
         hidden = hidden[:, prompt.shape[1] - 1:-1]
         if targets is None:
-            logits = self.model.lm_head(hidden).float() / temperature
-            log_dist = torch.log_softmax(logits, dim=-1)
-            logp = log_dist.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+            logits = self.logits(hidden, temperature)
+            logp = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
             with torch.no_grad():
+                log_dist = torch.log_softmax(logits, dim=-1)
                 entropy = -(log_dist.exp() * log_dist).sum(-1)
-            return CompletionScores(logp, log_dist if with_dist else None, entropy)
+            del log_dist
+            kl = {name: self._routed_kl(hidden, where, log_q, temperature, chunk_size)
+                  for name, (where, log_q) in (kl_against or {}).items()}
+            return CompletionScores(logp, None, entropy, kl)
         picked = targets[rows, :length]
-        return self._target_scores(hidden[picked], completion_ids[picked], targets, temperature, with_dist)
+        return self._target_scores(hidden[picked], completion_ids[picked], targets, temperature, with_dist, chunk_size)
+
+    def logits(self, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
+        """LM-head logits over `temperature`, in float32 at least (float64 stays float64)."""
+        out = self.model.lm_head(hidden)
+        return (out if out.dtype == torch.float64 else out.float()) / temperature
+
+    def _kl_chunk(self, hidden: torch.Tensor, log_q: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Exact KL(this pass ‖ q) at a chunk of positions: (n, H) hidden states, (n, V) log-distributions of q."""
+        log_p = torch.log_softmax(self.logits(hidden, temperature), dim=-1)
+        return exact_kl(log_p, log_q.to(log_p.device, log_p.dtype))
+
+    def _routed_kl(self, hidden: torch.Tensor, where: torch.Tensor, log_q: torch.Tensor, temperature: float,
+                   chunk_size: int) -> torch.Tensor:
+        """(B, T) exact KL at the positions `where` (0 elsewhere), from the hidden states gathered there first."""
+        picked = hidden[where]
+        if picked.shape[0] != log_q.shape[0]:
+            raise ValueError(f"{picked.shape[0]} positions but {log_q.shape[0]} masked log-distributions")
+        parts = []
+        for lo in range(0, picked.shape[0], chunk_size):
+            args = (picked[lo:lo + chunk_size], log_q[lo:lo + chunk_size], temperature)
+            parts.append(checkpoint(self._kl_chunk, *args, use_reentrant=False) if torch.is_grad_enabled()
+                         else self._kl_chunk(*args))
+        values = torch.cat(parts) if parts else picked.new_zeros(0, dtype=log_q.dtype)
+        return values.new_zeros(where.shape).masked_scatter(where, values)
 
     def _target_scores(self, hidden: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor, temperature: float,
-                       with_dist: bool) -> CompletionScores:
-        """Scores of the target tokens (`hidden` and `tokens` in row-major target order) placed in (B, T) zeros; the
-        log-probs come from logsumexp unless the log-distribution is asked for (nothing (N, V)-sized is kept)."""
-        logits = self.model.lm_head(hidden).float() / temperature
-        logp = logits.new_zeros(targets.shape)
-        if not with_dist:
-            logp[targets] = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-            return CompletionScores(logp, None, None)
-        log_dist = torch.log_softmax(logits, dim=-1)
-        logp[targets] = log_dist.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        full = log_dist.new_zeros(*targets.shape, log_dist.shape[-1])
-        full[targets] = log_dist
-        return CompletionScores(logp, full, None)
+                       with_dist: bool, chunk_size: int) -> CompletionScores:
+        """Scores of the target tokens (`hidden` and `tokens` in row-major target order) placed in (B, T) zeros, from
+        logsumexp; with `with_dist` also their (N, V) log-distributions, computed `chunk_size` positions at a time."""
+        logp = hidden.new_zeros(targets.shape, dtype=torch.float64 if hidden.dtype == torch.float64 else torch.float32)
+        picked, dists = [], []
+        for lo in range(0, hidden.shape[0], chunk_size):
+            logits = self.logits(hidden[lo:lo + chunk_size], temperature)
+            ids = tokens[lo:lo + chunk_size].unsqueeze(-1)
+            picked.append(logits.gather(-1, ids).squeeze(-1) - torch.logsumexp(logits, dim=-1))
+            if with_dist:
+                dists.append(torch.log_softmax(logits, dim=-1))
+        if picked:
+            logp = logp.masked_scatter(targets, torch.cat(picked))
+        log_dist = (torch.cat(dists) if dists else hidden.new_zeros(0, 1)) if with_dist else None
+        return CompletionScores(logp, log_dist, None)
 
     def _encode(self, inputs: dict[str, Any], completion_ids: torch.Tensor, completion_mask: torch.Tensor, *,
                 towers: bool) -> Context:

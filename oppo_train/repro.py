@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from oppo_train.config import VARIANTS, ConfigError
+from oppo_train.config import ConfigError
+from oppo_train.variants import VARIANTS
 
 DONE = "DONE"
 CODE_DIR = Path(__file__).parent  # the checkout whose code the stages run
@@ -51,7 +52,7 @@ def check(config: ReproConfig, eval_seed: int) -> None:
         raise ConfigError(f"train_seed {config.train_seed} equals the eval suite's seed: the splits would overlap")
     unknown = [v for v in config.variants if v not in VARIANTS]
     if unknown:
-        raise ConfigError(f"unknown variants {unknown}; choose from {VARIANTS}")
+        raise ConfigError(f"unknown variants {unknown}; choose from {tuple(VARIANTS)}")
 
 
 def overrides(settings: dict[str, Any]) -> list[str]:

@@ -16,21 +16,28 @@ from mepbench.report.cells import Cell
 from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
 from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
 from oppo_train.config import to_dict
+from oppo_train.variants import VARIANTS
 
-ROW_NAMES = {"sft": "SFT only", "baseline": "GRPO baseline (acc + fmt)", "romni": "+ R_omni", "papo": "PAPO",
-             "papo_dual": "PAPO-dual", "oppo": "OPPO (R_omni + J_omni)"}
-# column key → (header, where in the task's results: summary key or a path)
+ROW_NAMES = {"sft": "SFT only", **{name: v.title for name, v in VARIANTS.items()}}
+# column key → (header, where in the task's results: summary key or a path). Acc@V / Acc@A (the paper's numbers) are
+# always followed by their TPR and TNR-absent, and preceded by the headline PF that an all-no, all-yes or
+# mask-detecting answer policy cannot raise above 50.
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "accuracy": ("Acc", ("summary", "emotion_accuracy")),
     "util_v": ("Util V", ("summary", "utilization_recall_video")),
     "util_a": ("Util A", ("summary", "utilization_recall_audio")),
+    "grounded_v": ("Grounded V", ("summary", "grounded_recall_video")),
+    "grounded_a": ("Grounded A", ("summary", "grounded_recall_audio")),
+    "claims_v": ("Claims −V ↓", ("summary", "claim_rate_v")),
+    "claims_a": ("Claims −A ↓", ("summary", "claim_rate_a")),
+    "pf_v": ("PF@V", ("summary", "pf_v")),
     "acc_at_v": ("Acc@V", ("summary", "acc_at_v")),
+    "control_v": ("TPR V", ("summary", "control_acc_v")),
+    "tnr_absent_v": ("TNR-abs V", ("summary", "tnr_absent_v")),
+    "pf_a": ("PF@A", ("summary", "pf_a")),
     "acc_at_a": ("Acc@A", ("summary", "acc_at_a")),
-    "control_v": ("Ctrl V", ("summary", "control_acc_v")),
-    "control_a": ("Ctrl A", ("summary", "control_acc_a")),
-    # (Acc@m + Ctrl m) / 2: a model that answers every probe "no" (or "yes") scores 50, whatever its Acc@m
-    "balanced_v": ("Bal V", ("summary", "balanced_faithfulness_v")),
-    "balanced_a": ("Bal A", ("summary", "balanced_faithfulness_a")),
+    "control_a": ("TPR A", ("summary", "control_acc_a")),
+    "tnr_absent_a": ("TNR-abs A", ("summary", "tnr_absent_a")),
     "drop_v": ("Drop −V", ("reliance", "mask:video", "drop", "accuracy", "value")),
     "drop_a": ("Drop −A", ("reliance", "mask:audio", "drop", "accuracy", "value")),
     "text_only": ("Text-only acc", ("summary", "text_alone_accuracy")),
@@ -157,7 +164,9 @@ def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str,
         rows.append(SeedRow(ROW_NAMES.get(row, row), out))
     kind = next((c.get("ci_kind") for cells in summary.values() for c in cells.values() if c), None)
     notes = [f"Intervals: {kind}." if kind else "One seed: no interval.",
-             "Bal V/A = (Acc@m + Ctrl m) / 2: an all-no or all-yes answer policy scores 50."]
+             "PF@m = min((TPR + TNR-absent)/2, (TPR + Acc@m)/2): an all-no, all-yes or mask-detecting answer policy "
+             "scores 50. Grounded = cue recall with the modality minus recall with it masked; Claims = share of "
+             "answers written with the modality masked that claim a cue of it (lower is better)."]
     return SeedBoard("Mini OPPO reproduction on mep-synth", columns, rows, list(per_seed),
                      [(f"seed {seed}: its {len(per_seed[seed])} evaluations", href)
                       for seed, href in report_links.items()], notes)

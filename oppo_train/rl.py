@@ -17,9 +17,10 @@ import torch
 
 from mepbench.scoring.embedding import make_embedder
 from mepbench.types import Sample
-from oppo_train.config import ConfigError, RLConfig
+from oppo_train.config import ConfigError, RLConfig, apply_variant_defaults, validate
 from oppo_train.core import (
     aggregate,
+    black_patches,
     clipped_surrogate,
     copy_name,
     feature_keys,
@@ -28,6 +29,7 @@ from oppo_train.core import (
     masked_copies,
     perception_loss,
     route_tokens,
+    swap_routes,
     token_kl,
 )
 from oppo_train.engine import Engine, Recent, step_seed
@@ -50,7 +52,7 @@ class Rollout:
     advantages: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
     masked_logp: dict[str, torch.Tensor] = field(default_factory=dict)
-    masked_dist: dict[str, torch.Tensor] = field(default_factory=dict)
+    masked_dist: dict[str, torch.Tensor] = field(default_factory=dict)  # (N_m, V) at the positions of T_m (exact KL)
     token_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     context: Context | None = None
 
@@ -81,11 +83,13 @@ TOKEN_SUMS = ("kl/ref", "clip_fraction", "entropy", "nll")
 
 
 class RLTrainer(Engine):
-    """The RL stage for every variant: baseline, romni, papo, papo_dual, oppo."""
+    """The RL stage for every variant of `oppo_train.variants` (the paper's ablation rows, PAPO, the controls)."""
 
     stage = "rl"
 
     def __init__(self, config: RLConfig, *, extra_rewards: dict[str, Any] | None = None):
+        apply_variant_defaults(config)
+        validate(config)
         super().__init__(config)
         self.config: RLConfig = config  # narrowed for the RL fields
         self.mode = config.perception_mode
@@ -100,6 +104,7 @@ class RLTrainer(Engine):
             self.reference = load_reference(config.model, self.cache_dir, str(self.accelerator.device))
             if self.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
                 self.reference = self.accelerator.prepare_model(self.reference, evaluation_mode=True)
+        self.black = black_patches(self.adapter.processor) if config.perception.mask == "patch" else {}
         self._prompts = Recent()
         self.vllm = None
         if config.rollout.engine == "vllm":
@@ -197,19 +202,23 @@ class RLTrainer(Engine):
     # -- no-grad passes ----------------------------------------------------------------------------------------------
 
     def route(self, r: Rollout) -> dict[str, torch.Tensor]:
-        """T_V / T_A: tokens of the clauses routed by their best cue match (one cached cue-scoring pass)."""
+        """T_V / T_A: tokens of the clauses routed by their best cue match (one cached cue-scoring pass); swapped
+        between the modalities for the `oppo_shuffled` control."""
         assert self.scorer is not None
         results = self.scorer.score(r.texts, [s.cues for s in r.samples])
         lengths = r.completion_mask.sum(1).tolist()
         ids = [row[:n] for row, n in zip(r.completion_ids.tolist(), lengths)]
         masks = route_tokens(self.adapter.tokenizer, ids, r.texts, [x.clauses for x in results],
                              r.completion_ids.shape[1])
+        if self.config.routing == "swapped":
+            masks = swap_routes(masks)
         return {m: v.to(self.accelerator.device) & r.completion_mask.bool() for m, v in masks.items()}
 
     def precompute(self, r: Rollout, salt: int) -> None:
         """The passes' shared context (rope positions, frozen towers' outputs), reference log-probs, the token sets of
-        the perception term, then each masked copy's log-probs on its tokens only (every feature element of the masked
-        modality zeroed with prob. ρ; no gradient; skipped when no process has a token for it)."""
+        the perception term, then each masked copy's log-probs on its tokens only (the masked modality's features
+        masked with ratio ρ in the variant's style; no gradient; skipped when no process has a token for it), with
+        the log-distributions there for the exact KL."""
         c, temp = self.config, self.config.temperature
         exact = c.perception.estimator == "exact"
         copies = masked_copies(self.mode)
@@ -229,9 +238,11 @@ class RLTrainer(Engine):
                     continue
                 gen = torch.Generator(device=self.accelerator.device)
                 gen.manual_seed(step_seed(c.seed, self.step, self.rank, 1, salt, k))
-                masked = mask_features(r.inputs, modalities, c.perception.rho, gen)
+                masked = mask_features(r.inputs, modalities, c.perception.rho, gen, style=c.perception.mask,
+                                       fill=self.black)
                 scores = self.policy(masked, r.completion_ids, r.completion_mask, temperature=temp, with_dist=exact,
-                                     context=r.context.without(feature_keys(modalities)), targets=r.token_masks[name])
+                                     context=r.context.without(feature_keys(modalities)), targets=r.token_masks[name],
+                                     chunk_size=c.perception.chunk_size)
                 r.masked_logp[name] = scores.logp
                 if exact:
                     r.masked_dist[name] = scores.log_dist
@@ -249,8 +260,9 @@ class RLTrainer(Engine):
         the perception term; `norms` are the step's row, token and routed-token counts divided by the processes."""
         c = self.config
         assert r.advantages is not None, "score() first"
+        against = {n: (r.token_masks[n], r.masked_dist[n]) for n in r.masked_dist}
         scores = self.policy(r.inputs, r.completion_ids, r.completion_mask, temperature=c.temperature,
-                             with_dist=c.perception.estimator == "exact", context=r.context)
+                             context=r.context, kl_against=against, chunk_size=c.perception.chunk_size)
         mask = r.completion_mask
         per_token, clipped = clipped_surrogate(scores.logp, scores.logp.detach(), r.advantages, c.clip_eps,
                                                c.clip_eps_high)
@@ -275,12 +287,13 @@ class RLTrainer(Engine):
         return loss, logs
 
     def copy_kl(self, scores: CompletionScores, r: Rollout, name: str) -> torch.Tensor:
-        """Per-token KL(full ‖ masked copy `name`) by the configured estimator; zeros when the copy was skipped (no
-        process had a token for it)."""
+        """Per-token KL(full ‖ masked copy `name`): exact (computed in the update pass at the copy's positions) or the
+        configured sampled estimate; zeros when the copy was skipped (no process had a token for it)."""
         if name not in r.masked_logp:
             return torch.zeros_like(scores.logp.detach())
-        return token_kl(self.config.perception.estimator, scores.logp, r.masked_logp[name], scores.log_dist,
-                        r.masked_dist.get(name))
+        if self.config.perception.estimator == "exact":
+            return scores.kl.get(name, torch.zeros_like(scores.logp.detach()))
+        return token_kl(self.config.perception.estimator, scores.logp, r.masked_logp[name])
 
     def update(self, rollouts: list[Rollout]) -> dict[str, Any]:
         """Gradient passes over the micro-batches with whole-step normalisers (over all processes; DDP averages the

@@ -43,7 +43,7 @@ def _cached_entries(cache: Path) -> int:
 
 def _metrics(run_dir: Path) -> dict:
     results = json.loads((run_dir / "results.json").read_text())
-    keys = ("variants", "reliance", "utilization", "faithfulness", "summary")
+    keys = ("variants", "reliance", "utilization", "faithfulness", "grounded_utilization", "claims", "summary")
     return {name: {k: t[k] for k in keys} for name, t in results["tasks"].items()}
 
 
@@ -67,23 +67,29 @@ def test_default_run_prints_table_and_writes_results(default_run):
     assert task["mask_mode"] == "zero-features" and "perception" in done.stdout
     summary = task["summary"]
     assert set(summary) >= {"utilization_recall", "acc_at_v", "acc_at_a", "control_acc_v", "balanced_faithfulness_a",
-                            "text_alone_accuracy"} and all(v is not None for v in summary.values())
+                            "text_alone_accuracy", "pf_v", "pf_a", "tnr_absent_v", "grounded_recall_video",
+                            "claim_rate_v"} and all(v is not None for v in summary.values())
+    assert "PF@V" in done.stdout and "TNR-absent" in done.stdout and "grounded recall" in done.stdout
     stats = results["stats"]
     assert stats["generated"] == stats["requests"] > 1000
     frame = pd.read_parquet(root / "run" / "samples.parquet")
     assert len(frame) == stats["requests"] and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
     assert frame["item"].str.startswith("probe:").sum() == frame["item"].str.startswith("control:").sum() > 0
+    assert frame["item"].str.startswith("negative:").sum() == 800  # 2 absent cues per clip and modality
     assert results["metadata"]["model"]["path"] == str(TRAINED_TINY_OMNI)  # the shipped trained model, not a build
     assert not (root / "cache" / "models").exists()
 
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path):
+    """A run of the first 60 clips killed with SIGKILL, then resumed in its own cache, equals the same 60 clips
+    scored from the uninterrupted default run's cache (every one of those answers a cache hit)."""
     root, _ = default_run
     cache = tmp_path / "cache"
     for name in ("models", "data"):  # reuse the built model and suite; the response cache starts empty
         (cache / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(root / "cache" / name, cache / name)
-    proc = subprocess.Popen([str(BIN / "mepbench"), "eval", "--output-dir", "killed"], cwd=tmp_path,
+    args = ("eval", "--limit", "60")
+    proc = subprocess.Popen([str(BIN / "mepbench"), *args, "--output-dir", "killed"], cwd=tmp_path,
                             env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while _cached_entries(cache) < 200 and time.time() < deadline and proc.poll() is None:
@@ -92,13 +98,17 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _cached_entries(cache)
-    total = json.loads((root / "run" / "results.json").read_text())["stats"]["requests"]
+    uninterrupted = _mepbench(*args, "--output-dir", str(tmp_path / "uninterrupted"), cache=root / "cache", cwd=root)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    reference = json.loads((tmp_path / "uninterrupted" / "results.json").read_text())["stats"]
+    total = reference["requests"]
+    assert reference["generated"] == 0 and reference["cache_hits"] == total  # the default run answered them all
     assert 200 <= before < total and not (tmp_path / "killed" / "results.json").exists()
-    resumed = _mepbench("eval", "--output-dir", "resumed", cache=cache, cwd=tmp_path)
+    resumed = _mepbench(*args, "--output-dir", "resumed", cache=cache, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     stats = json.loads((tmp_path / "resumed" / "results.json").read_text())["stats"]
     assert stats["cache_hits"] == before and stats["generated"] == total - before
-    assert _metrics(tmp_path / "resumed") == _metrics(root / "run")
+    assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "uninterrupted")
 
 
 def test_bad_media_through_tiny_omni_is_named_and_counted(default_run, tmp_path):

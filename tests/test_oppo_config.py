@@ -15,20 +15,44 @@ from oppo_train.repro import ReproConfig
 
 
 def test_paper_defaults():
-    c = RLConfig()
+    c = load_config(RLConfig)
     assert (c.rewards.alpha, c.perception.beta, c.perception.rho, c.rewards.delta) == (0.5, 8e-3, 0.7, 0.5)
     assert (c.num_generations, c.lr, c.clip_eps, c.ref_kl_coef) == (4, 2e-6, 0.2, 0.04)
-    assert (c.perception.estimator, c.perception.entropy_coef, c.scale_rewards) == ("k1", 3e-4, "none")
-    assert (c.variant, c.perception_mode, c.cue_rewards) == ("oppo", "oppo", True)
+    assert (c.perception.estimator, c.perception.entropy_coef, c.scale_rewards) == ("exact", 3e-4, "none")
+    assert (c.variant, c.perception_mode, c.cue_rewards, c.routing) == ("oppo", "oppo", True, "cues")
     assert (SFTConfig().lr, SFTConfig().num_epochs) == (2e-5, 2)
+
+
+@pytest.mark.parametrize("variant, mode, cues, beta, rho, estimator, eta, mask, routing", [
+    ("papo", "papo", False, 0.02, 0.6, "k3", 0.05, "patch", "cues"),        # PAPO v5 Table 6, PAPO_G-7B
+    ("papo_dual", "papo_dual", False, 0.02, 0.6, "k3", 0.05, "patch", "cues"),
+    ("romni_papo", "papo", True, 8e-3, 0.7, "exact", 3e-4, "element", "cues"),
+    ("romni_papo_dual", "papo_dual", True, 8e-3, 0.7, "exact", 3e-4, "element", "cues"),
+    ("oppo_rho0", "oppo", True, 8e-3, 0.0, "exact", 3e-4, "element", "cues"),
+    ("oppo_shuffled", "oppo", True, 8e-3, 0.7, "exact", 3e-4, "element", "swapped"),
+    ("baseline", "none", False, 0.0, 0.0, "exact", 0.0, "element", "cues"),
+])
+def test_variant_defaults(variant, mode, cues, beta, rho, estimator, eta, mask, routing):
+    c = load_config(RLConfig, None, [f"variant={variant}"])
+    p = c.perception
+    assert (c.perception_mode, c.cue_rewards, c.routing) == (mode, cues, routing)
+    assert (p.beta, p.rho, p.estimator, p.entropy_coef, p.mask) == (beta, rho, estimator, eta, mask)
+
+
+def test_explicit_perception_settings_win_over_the_variant_and_k1_is_renamed():
+    c = load_config(RLConfig, None, ["variant=papo", "perception.rho=0.3", "perception.estimator=exact"])
+    assert (c.perception.rho, c.perception.estimator, c.perception.beta) == (0.3, "exact", 0.02)
+    with pytest.raises(ConfigError, match="k1 is now k1_authors: its gradient does not depend on the masked input"):
+        load_config(RLConfig, None, ["perception.estimator=k1"])
+    assert load_config(RLConfig, None, ["perception.estimator=k1_authors"]).perception.estimator == "k1_authors"
 
 
 def test_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("variant: papo\nperception: {beta: 0.02}\nmodel:\n  path: /m\n")
+    path.write_text("variant: papo\nperception: {beta: 0.03}\nmodel:\n  path: /m\n")
     c = load_config(RLConfig, path, ["perception.rho=0.5", "lr=1e-5", "rewards.weights={accuracy: 1, x: 2}",
                                      "ref_kl_final=null", "max_steps=3"])
-    assert (c.variant, c.perception_mode, c.perception.beta, c.perception.rho) == ("papo", "papo", 0.02, 0.5)
+    assert (c.variant, c.perception_mode, c.perception.beta, c.perception.rho) == ("papo", "papo", 0.03, 0.5)
     assert c.lr == 1e-5 and isinstance(c.lr, float) and c.max_steps == 3 and c.ref_kl_final is None
     assert c.rewards.weights == {"accuracy": 1, "x": 2} and c.model.path == "/m"
 
@@ -42,6 +66,7 @@ def test_file_and_overrides(tmp_path):
     ("lr.x=1", "not a section"),
     ("novalue", "not key=value"),
     ("perception.rho=1.5", "rho must be in"),
+    ("perception.mask=pixels", "perception.mask must be one of"),
     ("num_generations=1", "must be >= 2"),
 ])
 def test_bad_overrides_are_named(override, message):
@@ -64,7 +89,7 @@ def test_shipped_presets_load():
 def test_cli_prints_config_and_rejects_bad_keys(capsys):
     main(["rl", "--config", "rl_tiny", "variant=papo_dual", "--print-config"])
     out = capsys.readouterr().out
-    assert "variant: papo_dual" in out and "beta: 0.008" in out
+    assert "variant: papo_dual" in out and "beta: 0.02" in out and "estimator: k3" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["sft", "variant=oppo"])
     assert exit_info.value.code == 2 and "unknown key 'variant'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import torch
 
 from oppo_train.core import (
     aggregate,
+    black_patches,
     clipped_surrogate,
     exact_kl,
     feature_keys,
@@ -18,6 +19,7 @@ from oppo_train.core import (
     mask_features,
     masked_copies,
     perception_loss,
+    swap_routes,
     token_kl,
 )
 
@@ -118,11 +120,34 @@ def test_exact_kl_by_hand_and_estimators_are_unbiased():
     # E_p[k1] and E_p[k3] equal the exact KL (weights p over the vocabulary as "samples")
     assert close((p * k1(p.log(), q.log())).sum(), want)
     assert close((p * k3(p.log(), q.log())).sum(), want)
-    assert close(token_kl("exact", p.log()[0], q.log()[0], p.log()[None], q.log()[None]), [want])
-    with pytest.raises(ValueError):
-        token_kl("exact", p.log(), q.log())
+    assert close(token_kl("k1_authors", p.log(), q.log()), k1(p.log(), q.log()))
+    with pytest.raises(ValueError, match="exact KL"):
+        token_kl("exact", p.log(), q.log())  # the exact KL needs the distributions: computed by the policy
     with pytest.raises(ValueError):
         token_kl("k2", p.log(), q.log())  # type: ignore[arg-type]
+
+
+def test_k3_value_is_clamped_as_verl_low_var_kl():
+    logp, logq = torch.tensor([-20.0]), torch.tensor([-1.0])  # q/p = e^19: the raw k3 would be ~1.8e8
+    assert close(k3(logp, logq), [10.0])
+
+
+def test_estimator_gradients_with_the_masked_distribution_held_fixed():
+    """d/dθ of each estimator at logits θ of p, q fixed: k1's is ∇log p(y) whatever q is (zero mean over y ~ p); k3's
+    expectation is the reverse KL's gradient; only the exact KL's is KL(p ‖ q)'s, and it vanishes when q = p."""
+    theta = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    for q in (torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64), torch.softmax(theta.detach(), 0)):
+        log_p, log_q = torch.log_softmax(theta, 0), q.log()
+        p = log_p.exp().detach()
+        grad = lambda f: torch.autograd.grad(f, theta, retain_graph=True)[0]  # noqa: E731
+        g_k1 = sum(p[y] * grad(k1(log_p[y], log_q[y])) for y in range(3))
+        g_k3 = sum(p[y] * grad(k3(log_p[y], log_q[y])) for y in range(3))
+        g_exact = grad(exact_kl(log_p, log_q))
+        g_reverse = grad((q * (log_q - log_p)).sum())  # KL(q ‖ p)
+        g_forward = grad((log_p.exp() * (log_p - log_q)).sum())
+        assert torch.allclose(g_k1, torch.zeros(3, dtype=torch.float64), atol=1e-12)  # blind to q
+        assert torch.allclose(g_k3, g_reverse) and torch.allclose(g_exact, g_forward)
+    assert torch.allclose(g_exact, torch.zeros(3, dtype=torch.float64), atol=1e-12)  # q = p (the last case)
 
 
 # -- feature masking ------------------------------------------------------------------------------------------------
@@ -174,6 +199,58 @@ def test_audio_masking_draws_only_up_to_the_last_used_frame():
     assert abs(float((out[..., :120] == 0).float().mean()) - 0.7) < 0.03  # 1,920 draws over the frames in use
     assert (out[..., 120:] == 2.0).all()  # padding after the longest clip (dropped by the encoder) is not drawn for
     assert feature_keys(["video", "audio"]) == ("pixel_values_videos", "pixel_values", "input_features")
+
+
+def _vision_processor():
+    from types import SimpleNamespace
+
+    video = SimpleNamespace(image_mean=[0.5, 0.4, 0.3], image_std=[0.25, 0.2, 0.1], patch_size=2,
+                            temporal_patch_size=2)
+    return SimpleNamespace(video_processor=video)
+
+
+def test_black_patch_rows_follow_the_channel_major_patch_layout():
+    black = black_patches(_vision_processor())["pixel_values_videos"]
+    # channel c's 2 x 2 x 2 pixels, each (0 − mean_c) / std_c
+    assert black.tolist() == pytest.approx([-2.0] * 8 + [-2.0] * 8 + [-3.0] * 8)
+    assert black_patches(object()) == {}
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 1.0])
+def test_patch_masking_blackens_whole_patches(rho):
+    inputs = {**_inputs(), "pixel_values_videos": torch.randn(2000, 24)}
+    fill = black_patches(_vision_processor())
+    out = mask_features(inputs, ["video"], rho, torch.Generator().manual_seed(0), style="patch", fill=fill)
+    rows = out["pixel_values_videos"]
+    black = (rows == fill["pixel_values_videos"]).all(1)
+    kept = (rows == inputs["pixel_values_videos"]).all(1)
+    assert bool((black | kept).all())  # each patch either untouched or wholly black
+    assert abs(float(black.float().mean()) - rho) < 0.035  # 2,000 Bernoulli(ρ) patches: 3σ < 0.033
+    assert out["input_features"] is inputs["input_features"]
+    with pytest.raises(ValueError, match="black patch row"):
+        mask_features(inputs, ["video"], 0.5, style="patch")
+
+
+def test_patch_masking_of_audio_silences_whole_frames_of_each_clip():
+    features = torch.randn(2, 8, 300)
+    lengths = torch.zeros(2, 300, dtype=torch.int32)
+    lengths[0, :200], lengths[1, :100] = 1, 1
+    inputs = {"input_features": features, "feature_attention_mask": lengths}
+    out = mask_features(inputs, ["audio"], 0.5, torch.Generator().manual_seed(3), style="patch")["input_features"]
+    for clip, n in ((0, 200), (1, 100)):
+        floor = features[clip, :, :n].min()
+        silenced = (out[clip, :, :200] == floor).all(0)
+        kept = (out[clip, :, :200] == features[clip, :, :200]).all(0)
+        assert bool((silenced | kept).all()) and 0.35 < float(silenced.float().mean()) < 0.65
+    assert torch.equal(out[..., 200:], features[..., 200:])  # after the longest clip: not drawn for
+    with pytest.raises(ValueError, match="unknown mask style"):
+        mask_features(inputs, ["audio"], 0.5, style="pixels")
+
+
+def test_swapped_routing_moves_every_routed_token_to_the_other_copy():
+    masks = {"video": torch.tensor([[True, False, False]]), "audio": torch.tensor([[False, True, True]])}
+    swapped = swap_routes(masks)
+    assert torch.equal(swapped["video"], masks["audio"]) and torch.equal(swapped["audio"], masks["video"])
 
 
 def test_masked_copies_per_mode():

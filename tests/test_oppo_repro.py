@@ -68,6 +68,7 @@ def test_stage_overrides_and_guards():
         check(ReproConfig(train_seed=0), eval_seed=0)
     with pytest.raises(ConfigError, match="unknown variants"):
         check(ReproConfig(variants=["oppo", "ppo"]), eval_seed=0)
+    check(ReproConfig(variants=["papo", "papo_dual", "romni_papo", "oppo_rho0", "oppo_shuffled"]), eval_seed=0)
 
 
 def test_seed_statistics_and_table():
@@ -81,7 +82,7 @@ def test_seed_statistics_and_table():
                                           "ci_kind": "bootstrap over clips"} and summary["sft"]["util_v"] is None
     table = markdown_table(summary).splitlines()
     assert table[0].startswith("| model | Acc | Util V |") and table[2].startswith("| SFT only | 50.0 [40.0, 60.0] | — |")
-    assert "| Ctrl A | Bal V | Bal A |" in table[0]
+    assert "| PF@V | Acc@V | TPR V | TNR-abs V | PF@A | Acc@A | TPR A | TNR-abs A |" in table[0]
     assert seed_seconds({"seed-0/sft": 10.0, "seed-0/rl-oppo": 5.0, "seed-1/sft": 7.5}) == {"seed-0": 15.0,
                                                                                             "seed-1": 7.5}
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
-from oppo_train.config import VARIANTS, RLConfig, SFTConfig, load_config
+from oppo_train.config import RLConfig, SFTConfig, load_config
 from oppo_train.engine import TrainingError
 from oppo_train.metrics import read_metrics
 from oppo_train.rl import RLTrainer, Rollout
 from oppo_train.sft import SFTTrainer
+from oppo_train.variants import VARIANTS
 
 FAST = ["data.n=4", "prompts_per_step=2", "resume=never", "checkpoint_every=0", "lr=1e-3"]
 RL_FAST = ["max_new_tokens=12", "rewards.embedder=exact", "num_generations=2", "max_steps=2"]
@@ -56,7 +57,7 @@ def test_sft_lowers_the_loss(tmp_path, session_cache):
     assert (final / "model.safetensors").is_file() and (final / "tokenizer.json").is_file()
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_two_rl_steps_per_variant_change_the_weights(tmp_path, session_cache, variant):
     t = trainer(tmp_path, session_cache, f"variant={variant}", f"tensorboard={variant == 'oppo'}")
     before = weights(t)
@@ -68,15 +69,15 @@ def test_two_rl_steps_per_variant_change_the_weights(tmp_path, session_cache, va
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
         assert row["advantage/abs_mean"] > 0 and row["reward/length"] > 0
-        assert ("reward/omni" in row) == (variant != "baseline")
-        perception = {"baseline": [], "romni": [], "papo": ["video+audio"], "papo_dual": ["audio", "video"],
-                      "oppo": ["audio", "video"]}[variant]
+        assert ("reward/omni" in row) == VARIANTS[variant].cue_rewards
+        perception = {"none": [], "papo": ["video+audio"], "papo_dual": ["audio", "video"],
+                      "oppo": ["audio", "video"]}[VARIANTS[variant].mode]
         assert sorted(k[3:] for k in row if k.startswith("kl/") and k != "kl/ref") == perception
         assert ("loss/perception" in row) == bool(perception)
     if variant == "oppo":
         assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
-    if variant in ("papo", "papo_dual"):
-        assert rows[0]["tokens/video" if variant == "papo_dual" else "tokens/video+audio"] == \
+    if VARIANTS[variant].mode in ("papo", "papo_dual"):
+        assert rows[0]["tokens/video" if "dual" in variant else "tokens/video+audio"] == \
             rows[0]["tokens/completion_mean"] * 4
 
 
@@ -117,7 +118,7 @@ def test_oppo_routes_evidence_tokens_and_only_the_full_branch_has_gradient(tmp_p
             assert all(cue in routed for cue in sample.cues[modality])  # every cue's clause is routed
             assert bool(routed) == bool(sample.cues[modality])  # and nothing else
     assert r.token_masks["video"].sum() > 0 and r.token_masks["audio"].sum() > 0
-    # gradient of the perception term == −β ∇ Σ_m mean_{T_m} log π(y|full): nothing flows through the masked copies
+    # with the authors' k1 the term's gradient is −β ∇ Σ_m mean_{T_m} log π(y|full): it ignores the masked copies
     policy = t.policy
     scores = policy(r.inputs, r.completion_ids, r.completion_mask, temperature=t.config.temperature)
     from oppo_train.core import k1, perception_loss
@@ -258,16 +259,17 @@ def plain_precompute(t: RLTrainer, r: Rollout, salt: int) -> None:
     from oppo_train.engine import step_seed
 
     c, temp = t.config, t.config.temperature
+    r.token_masks = t.route(r)
     with torch.no_grad():
         r.ref_logp = thinker_scores(t.reference, r.inputs, r.completion_ids, r.completion_mask, temp)[0]
         for k, modalities in enumerate(masked_copies(t.mode)):
             gen = torch.Generator().manual_seed(step_seed(c.seed, t.step, t.rank, 1, salt, k))
             masked = mask_features(r.inputs, modalities, c.perception.rho, gen)
             logp, log_dist = thinker_scores(t.unwrapped, masked, r.completion_ids, r.completion_mask, temp)
-            r.masked_logp[copy_name(modalities)] = logp
-            if c.perception.estimator == "exact":
-                r.masked_dist[copy_name(modalities)] = log_dist
-    r.token_masks = t.route(r)
+            name = copy_name(modalities)
+            r.masked_logp[name] = logp
+            if c.perception.estimator == "exact" and r.token_masks[name].any():
+                r.masked_dist[name] = log_dist[r.token_masks[name]]
 
 
 def loss_and_grads(t: RLTrainer, r: Rollout) -> tuple[float, dict[str, float], list[torch.Tensor]]:
@@ -321,7 +323,7 @@ def test_text_only_policy_passes_equal_the_model_forward(tmp_path, session_cache
     assert torch.allclose(some.logp[:, :5], want[:, :5].detach(), atol=1e-6) and not some.logp[:, 5:].any()
 
 
-@pytest.mark.parametrize("estimator", ["k1", "k3", "exact"])
+@pytest.mark.parametrize("estimator", ["k1_authors", "k3", "exact"])
 @pytest.mark.parametrize("kinds", [("both", "video", "audio", "none"), ("video", "none")])
 def test_optimised_passes_give_the_plain_loss_and_gradient(tmp_path, session_cache, estimator, kinds):
     t = trainer(tmp_path, session_cache, "variant=oppo", "data.n=8", f"perception.estimator={estimator}",

@@ -53,7 +53,9 @@ class MEPTask(SpecTask):
             if role not in self._templates:
                 raise SpecError(f"{self.spec_path}: an mep task needs a prompt.{role} template")
         self.probe_params = GenerationParams(max_new_tokens=int(self.scoring["probe_max_new_tokens"]))
-        self._utilization: dict[str, Any] = {}
+        self._reports: dict[str, UtilizationReport] = {}  # per scored variant, from `score_rows`
+        self._extractions: dict[str, list[ExtractionResult]] = {}
+        self._embedder_name = str(self.scoring["embedder"])
 
     def fingerprint(self) -> str:
         """The spec fingerprint plus the scoring settings."""
@@ -130,12 +132,13 @@ class MEPTask(SpecTask):
         """Emotion metrics and reliance, utilization (full input, and grounded against each masked variant), claims
         under masking, the three-part probe scores and the text-alone accuracy."""
         out = super().aggregate(rows, resamples, seed) if self.labels else {"variants": {}, "reliance": {}}
-        reports: dict[str, UtilizationReport] = getattr(self, "_reports", {})
+        reports = self._reports
         full = reports.get(FULL.name)
-        setting = {"embedder": getattr(self, "_embedder_name", self.scoring["embedder"]),
-                   "extractor": self.scoring["extractor"], "tau_source": self.tau_source}
+        setting = {"embedder": self._embedder_name, "extractor": self.scoring["extractor"],
+                   "tau_source": self.tau_source}
         out["utilization"] = {**_rescored(full, resamples, seed).to_dict(), **setting} if full else {}
-        out["utilization_masked"] = {v: _rescored(r, resamples, seed).to_dict() for v, r in reports.items() if v != FULL.name}
+        out["utilization_masked"] = {v: _rescored(r, resamples, seed).to_dict() for v, r in reports.items()
+                                     if v != FULL.name}
         out["grounded_utilization"], out["claims"] = {}, {}
         for modality, variant in MASKED_VARIANTS.items():
             if full is None or variant not in reports:

@@ -1,10 +1,10 @@
 """The Omni-Perception Loss (paper §4) and its ablations PAPO and PAPO-dual (§4.2 V0/V1), on per-token KLs.
 
-J = −β · Σ_m mean_{t ∈ T_m} KL_m(t) + η · H_full, with KL_m(t) an estimate of KL(π(·|X) ‖ π(·|X̃^m)) and
-H = −mean log-prob of the sampled tokens. Minimising J maximises the full-vs-masked divergence on the selected tokens.
-The masked log-probs must come from a no-grad pass: only the full-input branch carries gradient. The authors' code
-adds η · Σ_m H_m, the masked copies' entropies: constants without gradient, left out so that a masked pass needs
-only the tokens of T_m.
+J = −β · Σ_m mean_{t ∈ T_m} KL_m(t) + η · H_full, with KL_m(t) the exact KL(π(·|X) ‖ π(·|X̃^m)) at t or an estimate
+of it, and H = −mean log-prob of the sampled tokens. Minimising J maximises the full-vs-masked divergence on the
+selected tokens. The masked distributions come from a no-grad pass: only the full-input branch carries gradient. The
+authors' code (and PAPO's Double Entropy Loss) adds η · Σ_m H_m, the masked copies' entropies: constants without
+gradient, left out so that a masked pass needs only the tokens of T_m.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ def masked_copies(mode: str) -> tuple[tuple[str, ...], ...]:
     if mode in ("papo_dual", "oppo"):
         return (("video",), ("audio",))
     raise ValueError(f"unknown perception mode {mode!r}; choose one of {MODES}")
+
+
+def swap_routes(token_masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The falsification control of OPPO's routing: the tokens routed to video go to the audio-masked copy and the
+    other way round (the only shuffle of two modalities that moves every routed clause), same tokens, same count."""
+    return {"video": token_masks["audio"], "audio": token_masks["video"]}
 
 
 def copy_name(modalities: tuple[str, ...]) -> str:
