@@ -182,6 +182,7 @@ def test_explorer_marks_recovered_and_hallucinated_cues(report):
     assert 'class="chip recovered"' in explorer and 'class="chip hallucinated"' in explorer
     assert "<b>subtitle</b>" in explorer and "<audio controls" in explorer and 'src="media/' in explorer
     assert "asked with the modality masked" in explorer and "<td>mask:video</td>" in explorer
+    assert "<td>absent</td>" in explorer and "<td>present</td>" in explorer  # negatives stand on their own line
 
 
 def test_run_page_shows_metadata_panels_and_failures(report):
