@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,14 +60,54 @@ def uniform_indices(total: int, num: int) -> list[int]:
     return [min(total - 1, int((i + 0.5) * total / num)) for i in range(num)]
 
 
+class DecodedCache:
+    """Recently decoded media by (path, mtime, size, decoding arguments), least recently used out first once the
+    arrays exceed `max_bytes`: an MEP clip is asked ~14 questions, each of which would decode its media again."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.nbytes = max_bytes, 0
+        self._items: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, args: tuple[Any, ...], decode: Callable[[Path], np.ndarray]) -> np.ndarray:
+        """A copy of the decoded array (decoding on a miss; errors are not cached)."""
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size, *args)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key].copy()
+        value = decode(path)
+        with self._lock:
+            if key not in self._items and value.nbytes <= self.max_bytes:
+                self._items[key] = value
+                self.nbytes += value.nbytes
+                while self.nbytes > self.max_bytes:
+                    self.nbytes -= self._items.popitem(last=False)[1].nbytes
+        return value.copy()
+
+    def resize(self, max_bytes: int) -> None:
+        """Set the budget and drop everything (0: keep nothing, every request decodes its media)."""
+        with self._lock:
+            self.max_bytes, self.nbytes = max_bytes, 0
+            self._items.clear()
+
+
+DECODED = DecodedCache(int(os.environ.get("MEPBENCH_DECODED_CACHE_MB", "256")) << 20)
+
+
 def decode_video(path: str | os.PathLike, num_frames: int = 8, size: int = 112) -> np.ndarray:
     """Decode `num_frames` uniformly sampled frames as uint8 RGB of shape (T, size, size, 3).
 
-    Short clips repeat their last frame so every clip yields the same T.
+    Short clips repeat their last frame so every clip yields the same T. Kept in `DECODED` for the next request of
+    the same clip.
     """
+    return DECODED.get(_require(path), ("video", num_frames, size), lambda p: _decode_video(p, num_frames, size))
+
+
+def _decode_video(p: Path, num_frames: int, size: int) -> np.ndarray:
     import av
 
-    p = _require(path)
     try:
         with av.open(str(p)) as container:
             if not container.streams.video:
@@ -91,8 +135,11 @@ def _resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode an audio file or a video's audio track to mono float32 at `sample_rate`."""
-    p = _require(path)
+    """Decode an audio file or a video's audio track to mono float32 at `sample_rate` (kept in `DECODED` too)."""
+    return DECODED.get(_require(path), ("audio", sample_rate), lambda p: _decode_audio(p, sample_rate))
+
+
+def _decode_audio(p: Path, sample_rate: int) -> np.ndarray:
     try:
         if p.suffix.lower() in SOUNDFILE_SUFFIXES:
             import soundfile as sf

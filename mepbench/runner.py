@@ -180,7 +180,9 @@ def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context
 
 def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCache | None, config: EvalConfig,
               on_batch: Callable[[int], None]) -> dict[str, Response]:
-    order = sorted(pending, key=lambda k: -_cost(pending[k]))
+    # longest first, in buckets of similar cost so that batches stay even, and within a bucket by sample, so that a
+    # clip's questions arrive together and its decoded media are still in the cache (mepbench.media.DECODED)
+    order = sorted(pending, key=lambda k: (-(_cost(pending[k]) // 16), pending[k].sample_id, -_cost(pending[k])))
     size = config.batch_size if backend.capabilities.batching else 1
     done: dict[str, Response] = {}
     for start in range(0, len(order), size):

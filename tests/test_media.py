@@ -1,5 +1,7 @@
 """Media decoding on real generated files: frames, audio tracks inside mp4, wav resampling, bad files."""
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -66,3 +68,48 @@ def test_file_hash_follows_content(tmp_path):
     first = file_hash(path)
     path.write_bytes(b"bb")
     assert file_hash(path) != first and len(first) == 64
+
+
+def test_decoded_media_are_kept_per_file_version_and_returned_as_copies(suite, tmp_path, monkeypatch):
+    from mepbench import media
+
+    calls = []
+    real = media._decode_video
+    monkeypatch.setattr(media, "_decode_video", lambda p, n, s: calls.append(p.name) or real(p, n, s))
+    monkeypatch.setattr(media, "DECODED", media.DecodedCache(64 << 20))
+    clip = suite / "clips" / "synth-00000.mp4"
+    first = decode_video(clip)
+    first[:] = 0  # a caller's changes never reach the kept array
+    again = decode_video(clip)
+    assert calls == ["synth-00000.mp4"] and again.any()
+    decode_video(clip, num_frames=4)  # other decoding arguments: another entry
+    copy = tmp_path / "clip.mp4"
+    copy.write_bytes(clip.read_bytes())
+    decode_video(copy)
+    copy.write_bytes(clip.read_bytes()[:-10] + b"0123456789")  # same path and size, new contents: decoded again
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
+    try:
+        decode_video(copy)
+    except MediaError:
+        pass
+    assert calls == ["synth-00000.mp4", "synth-00000.mp4", "clip.mp4", "clip.mp4"]
+
+
+def test_decoded_cache_evicts_the_least_recently_used_past_its_byte_budget(tmp_path):
+    from mepbench.media import DecodedCache
+
+    files = []
+    for k in range(3):
+        path = tmp_path / f"{k}.bin"
+        path.write_bytes(bytes([k]))
+        files.append(path)
+    decoded = []
+    cache = DecodedCache(max_bytes=2 * 1000)
+    get = lambda p: cache.get(p, (), lambda q: decoded.append(q.name) or np.zeros(1000, np.uint8))  # noqa: E731
+    get(files[0]), get(files[1]), get(files[0]), get(files[2])  # 1 is the least recently used when 2 arrives
+    get(files[0])
+    get(files[1])
+    assert decoded == ["0.bin", "1.bin", "2.bin", "1.bin"] and cache.nbytes == 2000
+    cache.resize(0)
+    get(files[0]), get(files[0])
+    assert decoded[-2:] == ["0.bin", "0.bin"] and cache.nbytes == 0  # a zero budget keeps nothing
