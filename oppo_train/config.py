@@ -37,7 +37,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     """Training samples: `mep-synth` (generated), `records` (the authors' RL JSONL with `extracted_clues`) or `csv`
-    (OV-MERD / MER-Caption+ style: one row per clip, a per-sample cue JSONL)."""
+    (OV-MERD / MER-Caption+ style: one row per clip, a per-sample cue JSONL). For mep-synth, `decided_share` (e.g.
+    `{video: 0.35}`) takes the n clips from a suite of `pool_n` so that that share is decided by one modality alone."""
 
     source: str = "mep-synth"
     path: str | None = None
@@ -45,6 +46,8 @@ class DataConfig:
     media_root: str | None = None
     n: int = 200
     seed: int = 0
+    decided_share: dict[str, float] = field(default_factory=dict)
+    pool_n: int | None = None
     limit: int | None = None
     require_media: bool = True
     id_column: str = "name"
@@ -119,6 +122,7 @@ class SFTConfig(TrainConfig):
     lr: float = 2e-5
     num_epochs: int = 2
     probes_per_clip: int = 0  # yes/no cue questions per clip with the full input (mepbench's probe prompt)
+    describe_share: float = 0.0  # share of clips with "what does the face / the voice show" rows (full input)
 
 
 @dataclass

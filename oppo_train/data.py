@@ -26,7 +26,9 @@ from mepbench.tasks.spec import SpecTask, make_spec_task, read_spec
 from mepbench.types import Request, Sample
 from oppo_train.config import DataConfig
 
-OPEN_PROMPT = {"system": "emotion_system.jinja", "user": "emotion_open_user.jinja", "media": ["video", "audio"]}
+OPEN_PROMPT = {"system": "emotion_system.jinja", "user": "emotion_open_user.jinja",
+               "probe_system": "probe_system.jinja", "probe_user": "probe_user.jinja",
+               "describe_user": "describe_user.jinja", "media": ["video", "audio"]}
 
 
 class DataError(ValueError):
@@ -129,11 +131,15 @@ def load_csv(config: DataConfig) -> list[Sample]:
 def load_samples(config: DataConfig, cache_dir: Path) -> list[Sample]:
     """The training samples of `config`; mep-synth samples get their label as the emotion cue."""
     if config.source == "mep-synth":
-        result = load_mep_synth(TaskContext(data_root=None, cache_dir=cache_dir), n=config.n, seed=config.seed,
-                                limit=config.limit)
+        pool = config.pool_n if config.decided_share else config.n
+        result = load_mep_synth(TaskContext(data_root=None, cache_dir=cache_dir), n=pool or config.n,
+                                seed=config.seed, limit=None if config.decided_share else config.limit)
         if result.errors:
             raise DataError(f"mep-synth: {result.errors[0]}")
-        return [dataclasses.replace(s, cues={**s.cues, "emotion": [s.label]}) for s in result.samples]
+        samples = result.samples
+        if config.decided_share:
+            samples = select_decided(samples, config.n, config.decided_share)[:config.limit]
+        return [dataclasses.replace(s, cues={**s.cues, "emotion": [s.label]}) for s in samples]
     if config.source == "records":
         if not config.path:
             raise DataError("data.source=records needs data.path")
@@ -150,6 +156,7 @@ def prompt_task(config: DataConfig, cache_dir: Path) -> SpecTask:
     if config.source == "mep-synth":
         spec = read_spec(base / "mep-synth.yaml")
         spec = {k: v for k, v in spec.items() if k not in ("class", "scoring")}
+        spec["prompt"] = {**spec["prompt"], "describe_user": "describe_user.jinja"}
     else:
         spec = {"task": "oppo-openset", "dataset": {"loader": "manifest"}, "labels": [], "prompt": OPEN_PROMPT}
     cls = make_spec_task(spec, base / f"{spec['task']}.yaml")
@@ -163,38 +170,87 @@ def build_request(task: SpecTask, sample: Sample) -> Request:
     if probe:
         return task.chat(sample, FULL, MaskMode.ZERO_FEATURES, "probe_system", "probe_user", task.params,
                          modality=probe["modality"], cue=probe["cue"])
+    if sample.metadata.get("describe"):
+        return task.chat(sample, FULL, MaskMode.ZERO_FEATURES, "describe_system", "describe_user", task.params,
+                         modality=sample.metadata["describe"])
     return task.build_request(sample, FULL, MaskMode.ZERO_FEATURES)
 
 
 def probe_rows(samples: list[Sample], per_clip: int, seed: int) -> list[Sample]:
-    """SFT rows that ask the harness's yes/no probe question about one cue with the full input: per clip, `per_clip`
-    rows alternating video / audio, each about a present cue ("yes") or, half the time or when the clip shows none,
-    a cue of that modality seen on other clips but not on this one ("no"). Absent means absent only where the cues
-    are exhaustive (mep-synth); masked inputs are never trained on, so masked-probe accuracy stays a held-out test."""
-    if per_clip <= 0:
+    """SFT rows that ask the harness's yes/no probe question about one cue with the full input: `per_clip` rows per
+    clip on average, half about video and half about audio, and within each modality half "yes" (a cue the clip
+    shows) and half "no" (a cue it does not show: its `absent` list where it has one, exact on mep-synth, else a cue
+    of that modality seen on other clips). Clips are drawn for each answer among those that can give it, so a clip
+    without a cue of a modality never has to be asked "yes". Masked inputs are never trained on, so the masked-probe
+    accuracy (Acc@V / Acc@A) stays a held-out test of whether the model answers from what it perceives."""
+    if per_clip <= 0 or not samples:
         return []
-    vocab = {m.value: sorted({c for s in samples for c in s.cues.get(m.value, [])}) for m in PROBED}
     rng = np.random.default_rng([seed, 7])
-    rows = []
-    for sample in samples:
-        for k in range(per_clip):
-            modality = PROBED[k % len(PROBED)].value
+    rows: list[Sample] = []
+    count = per_clip * len(samples)
+    for index, modality in enumerate(p.value for p in PROBED):
+        vocab = sorted({c for s in samples for c in s.cues.get(modality, [])})
+        pools = {True: [], False: []}
+        for sample in samples:
             present = list(sample.cues.get(modality, []))
-            absent = [c for c in vocab[modality] if c not in present]
-            yes = bool(present) and (not absent or rng.random() < 0.5)
-            pool = present if yes else absent
-            if not pool:
+            absent = list(sample.absent.get(modality) or [c for c in vocab if c not in present])
+            pools[True] += [(sample, c) for c in present]
+            pools[False] += [(sample, c) for c in absent]
+        wanted = count // len(PROBED) + (index < count % len(PROBED))
+        for k in range(wanted):
+            answer = k % 2 == 0
+            if not pools[answer]:
                 continue
-            cue = pool[int(rng.integers(len(pool)))]
-            rows.append(dataclasses.replace(sample, id=f"{sample.id}#probe{k}", reasoning="yes" if yes else "no",
+            sample, cue = pools[answer][int(rng.integers(len(pools[answer])))]
+            rows.append(dataclasses.replace(sample, id=f"{sample.id}#probe-{modality}-{k}",
+                                            reasoning="yes" if answer else "no",
                                             metadata={**sample.metadata, "probe": {"modality": modality, "cue": cue}}))
     return rows
 
 
+def describe_rows(samples: list[Sample], share: float, seed: int) -> list[Sample]:
+    """SFT rows that ask what the face (or the voice) shows, with every modality present, answered by the clip's
+    reference sentence for that modality (`mepbench.synth.cues.describe`): for a `share` of the clips one row per
+    modality. The optional face cues are known only by looking, so these rows ground the reasoning in the video."""
+    from mepbench.synth.cues import describe
+
+    if share <= 0:
+        return []
+    rng = np.random.default_rng([seed, 11])
+    rows = []
+    for sample in samples:
+        if rng.random() >= share:
+            continue
+        for modality in (m.value for m in PROBED):
+            rows.append(dataclasses.replace(sample, id=f"{sample.id}#describe-{modality}",
+                                            reasoning=describe(modality, sample.cues.get(modality, [])) + ".",
+                                            metadata={**sample.metadata, "describe": modality}))
+    return rows
+
+
+def select_decided(samples: list[Sample], n: int, shares: dict[str, float]) -> list[Sample]:
+    """`n` clips of a larger pool in which a `shares[m]` fraction is decided by modality m alone (mep-synth's
+    `metadata.decided_by`), the rest the pool's other clips, each in pool order; an error when the pool is short."""
+    chosen: list[Sample] = []
+    for modality, share in sorted(shares.items()):
+        want = round(share * n)
+        picked = [s for s in samples if s.metadata.get("decided_by") == modality][:want]
+        if len(picked) < want:
+            raise DataError(f"data.decided_share: only {len(picked)} clips decided by {modality} alone in a pool of "
+                            f"{len(samples)}, {want} wanted; raise data.pool_n")
+        chosen += picked
+    taken = {s.id for s in chosen}
+    rest = [s for s in samples if s.id not in taken and s.metadata.get("decided_by") not in shares]
+    if len(chosen) + len(rest) < n:
+        raise DataError(f"data.decided_share: the pool of {len(samples)} clips has too few others; raise data.pool_n")
+    keep = taken | {s.id for s in rest[:n - len(chosen)]}
+    return [s for s in samples if s.id in keep]
+
+
 def sft_target(sample: Sample) -> str:
-    """The SFT answer: a probe row's yes/no; the sample's reasoning when it already has the tags, else
-    `<think>reasoning</think>` + `<answer>labels</answer>` (§5 stage 1)."""
-    if sample.metadata.get("probe"):
+    """The SFT answer: a probe row's yes/no or a describe row's sentence; the sample's reasoning when it already has
+    the tags, else `<think>reasoning</think>` + `<answer>labels</answer>` (§5 stage 1)."""
+    if sample.metadata.get("probe") or sample.metadata.get("describe"):
         return str(sample.reasoning)
     if sample.reasoning and "<answer>" in sample.reasoning:
         return sample.reasoning

@@ -3,6 +3,7 @@ one real end-to-end run of `oppo-train repro` at a toy budget (resumed as a no-o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +13,15 @@ import pytest
 from mepbench.report.seeds import write_seed_board
 from mepbench.types import Sample
 from oppo_train.config import ConfigError, DataConfig, load_config
-from oppo_train.data import build_request, probe_rows, prompt_task, sft_target
+from oppo_train.data import (
+    DataError,
+    build_request,
+    describe_rows,
+    probe_rows,
+    prompt_task,
+    select_decided,
+    sft_target,
+)
 from oppo_train.repro import Experiment, ReproConfig, check, overrides
 from oppo_train.repro_table import (
     across_seeds,
@@ -28,26 +37,63 @@ def _clip(cid: str, video: list[str], audio: list[str]) -> Sample:
                   reasoning="<think>x</think><answer>happy</answer>", cues={"video": video, "audio": audio})
 
 
-def test_probe_rows_ask_about_present_and_absent_cues_of_each_modality():
+def test_probe_rows_are_balanced_yes_no_within_each_modality():
     clips = [_clip("a", ["smiling mouth"], ["high pitch", "loud voice"]), _clip("b", ["tears"], []),
-             _clip("c", [], ["sigh"])]
+             _clip("c", [], ["sigh"]), _clip("d", [], [])]
     rows = probe_rows(clips, per_clip=4, seed=0)
-    assert probe_rows(clips, per_clip=0, seed=0) == []
-    assert rows == probe_rows(clips, per_clip=4, seed=0)
+    assert probe_rows(clips, per_clip=0, seed=0) == [] and probe_rows([], per_clip=4, seed=0) == []
+    assert rows == probe_rows(clips, per_clip=4, seed=0) and rows != probe_rows(clips, per_clip=4, seed=1)
+    assert len(rows) == 16
     by_clip = {c.id: c for c in clips}
-    answers = set()
+    for modality in ("video", "audio"):
+        asked = [r for r in rows if r.metadata["probe"]["modality"] == modality]
+        assert [r.reasoning for r in asked].count("yes") == [r.reasoning for r in asked].count("no") == 4
     for row in rows:
         clip = by_clip[row.id.split("#")[0]]
         probe = row.metadata["probe"]
         present = probe["cue"] in clip.cues[probe["modality"]]
         assert row.reasoning == ("yes" if present else "no") and sft_target(row) == row.reasoning
         assert (row.video, row.audio, row.label) == (clip.video, clip.audio, clip.label)
-        answers.add(row.reasoning)
-    assert answers == {"yes", "no"}
-    # a clip with no audio cue only gets "no" audio questions, about cues seen on other clips
-    c_video = [r for r in rows if r.id.startswith("b#") and r.metadata["probe"]["modality"] == "audio"]
-    assert c_video and all(r.reasoning == "no" and r.metadata["probe"]["cue"] in {"high pitch", "loud voice", "sigh"}
-                           for r in c_video)
+    # a clip without a cue of a modality is only ever asked "no" about it, with a cue seen on another clip
+    asked_b = [r for r in rows if r.id.startswith("b#") and r.metadata["probe"]["modality"] == "audio"]
+    assert all(r.reasoning == "no" and r.metadata["probe"]["cue"] in {"high pitch", "loud voice", "sigh"}
+               for r in asked_b)
+
+
+def test_probe_rows_take_negatives_from_the_absent_list_where_the_clip_has_one():
+    clip = dataclasses.replace(_clip("a", ["smiling mouth"], ["sigh"]),
+                               absent={"video": ["tears"], "audio": ["loud voice"]})
+    rows = probe_rows([clip, _clip("b", ["frowning mouth"], ["trembling voice"])], per_clip=8, seed=3)
+    negatives = {(r.metadata["probe"]["modality"], r.metadata["probe"]["cue"]) for r in rows
+                 if r.id.startswith("a#") and r.reasoning == "no"}
+    assert negatives and negatives <= {("video", "tears"), ("audio", "loud voice")}
+
+
+def test_describe_rows_answer_with_the_reference_sentence_of_one_modality(session_cache):
+    from mepbench.synth.cues import describe
+
+    clips = [_clip(f"c{i}", ["smiling mouth", "wide eyes"], ["high pitch"]) for i in range(40)]
+    rows = describe_rows(clips, share=0.5, seed=0)
+    assert describe_rows(clips, share=0.0, seed=0) == [] and rows == describe_rows(clips, share=0.5, seed=0)
+    described = {r.id.split("#")[0] for r in rows}
+    assert 10 <= len(described) <= 30 and len(rows) == 2 * len(described)
+    video = next(r for r in rows if r.metadata["describe"] == "video")
+    assert sft_target(video) == describe("video", ["smiling mouth", "wide eyes"]) + "."
+    assert "smiling mouth" in sft_target(video) and "high pitch" not in sft_target(video)
+    request = build_request(prompt_task(DataConfig(), session_cache), video)
+    text = " ".join(p.text for m in request.messages for p in m.content if getattr(p, "type", "") == "text")
+    assert "what the face in the video shows" in text
+    assert request.variant == "full" and {p.type for p in request.messages[-1].content} >= {"video", "audio"}
+
+
+def test_select_decided_sets_the_share_of_clips_one_modality_decides():
+    pool = [dataclasses.replace(_clip(f"c{i:02d}", [], []), metadata={"decided_by": "video" if i % 5 == 0 else None})
+            for i in range(60)]
+    chosen = select_decided(pool, 20, {"video": 0.5})
+    assert len(chosen) == 20 and sum(s.metadata["decided_by"] == "video" for s in chosen) == 10
+    assert [s.id for s in chosen] == sorted(s.id for s in chosen)
+    with pytest.raises(DataError, match="only 12 clips decided by video"):
+        select_decided(pool, 40, {"video": 0.5})
 
 
 def test_probe_rows_use_the_harness_probe_prompt_with_full_input(session_cache):

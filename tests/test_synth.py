@@ -212,14 +212,20 @@ def test_sigh_is_an_aperiodic_tail_after_voiced_speech() -> None:
 # --- generative model --------------------------------------------------------------------------------
 
 def test_cue_sets_identify_their_emotion() -> None:
+    from itertools import combinations
+
     for profiles in (VISUAL_PROFILES, AUDIO_PROFILES):
-        shown = {e: {p.core + extra for extra in ((), p.optional)} for e, p in profiles.items()}
+        shown = {e: {p.core + extra for k in range(len(p.optional) + 1) for extra in combinations(p.optional, k)}
+                 for e, p in profiles.items()}
         for a in EMOTIONS:
             for b in EMOTIONS:
                 if a != b:
                     assert not {frozenset(s) for s in shown[a]} & {frozenset(s) for s in shown[b]}
     assert {c for p in VISUAL_PROFILES.values() for c in p.all} == set(VISUAL_CUES)
     assert {c for p in AUDIO_PROFILES.values() for c in p.all} == set(AUDIO_CUES)
+    features = ({"smiling mouth", "frowning mouth", "open mouth"}, {"raised eyebrows", "furrowed brows"})
+    for p in VISUAL_PROFILES.values():  # a face can draw every cue of its set at once
+        assert all(len(group & p.all) <= 1 for group in features)
 
 
 def test_conditions_decide_which_cues_each_modality_shows() -> None:

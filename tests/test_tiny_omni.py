@@ -125,3 +125,26 @@ def test_aliases(session_cache, monkeypatch, tmp_path):
     monkeypatch.setattr(models, "TRAINED_TINY_OMNI", tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="oppo-train repro"):
         models.resolve_alias("tiny-omni", session_cache)
+
+
+def test_balanced_build_brings_the_towers_tokens_to_the_text_embedding_scale(tmp_path):
+    import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    from mepbench.models.tiny_omni import balance_projectors
+
+    plain = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(build_tiny_omni(tmp_path / "p", seed=0))
+    factors = balance_projectors(plain, seed=5)
+    assert factors["vision"] < 0.2 and factors["audio"] < 0.5  # the random towers' tokens are far too long
+    inner = plain.model
+    gen = torch.Generator().manual_seed(9)  # other inputs than the ones the factors were measured on
+    grid = torch.tensor([[2, 4, 4]])
+    vision = plain.config.vision_config
+    pixels = torch.randn(32, 3 * vision.temporal_patch_size * vision.patch_size ** 2, generator=gen)
+    with torch.no_grad():
+        text = float(inner.get_input_embeddings().weight.norm(dim=1).mean())
+        video = torch.cat(inner.get_video_features(pixels, grid, return_dict=True).pooler_output)
+    assert 0.5 * text < float(video.norm(dim=-1).mean()) < 2 * text
+    balanced = build_tiny_omni(tmp_path / "b", seed=0, balanced=True)
+    assert file_hash(balanced / "model.safetensors") != file_hash(tmp_path / "p" / "model.safetensors")
+    assert build_tiny_omni(balanced, seed=0, balanced=True) == balanced

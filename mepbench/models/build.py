@@ -55,12 +55,17 @@ def save_random_model(tmp: Path, model_class: Any, config: Any, tok: Any, seed: 
     """Initialise `model_class(config)` from `seed` (deterministic weights), save it with neutral generation
     settings and the tokenizer into `tmp`; returns the model."""
     import torch
+
+    torch.manual_seed(seed)
+    return save_model(tmp, model_class(config).eval(), config, tok)
+
+
+def save_model(tmp: Path, model: Any, config: Any, tok: Any) -> Any:
+    """Save `model` with neutral generation settings and the tokenizer into `tmp`; returns the model."""
     from transformers import GenerationConfig
 
     from mepbench.backends.adapters.base import quiet_progress
 
-    torch.manual_seed(seed)
-    model = model_class(config).eval()
     model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
     with quiet_progress():
         model.save_pretrained(tmp)

@@ -177,29 +177,70 @@ def _processor_configs() -> tuple[dict, dict]:
     return pre, video
 
 
-def _write(tmp: Path, seed: int, size: str) -> None:
-    """Build every file of the model directory into `tmp`."""
+def balance_projectors(model, seed: int) -> dict[str, float]:
+    """Scale the last layer of the vision merger and of the audio projection so that their output tokens have the
+    mean L2 norm of the text embeddings (at INIT_RANGE the towers' tokens are ~17x longer, and a language model
+    trained from scratch then ignores them). Measured on seeded random features; returns the factors applied."""
+    import torch
+
+    inner = model.model
+    with torch.no_grad():
+        target = float(inner.get_input_embeddings().weight.norm(dim=1).mean())
+    gen = torch.Generator().manual_seed(seed)
+    vision, audio = model.config.vision_config, model.config.audio_config
+    grid = torch.tensor([[2, 8, 8]])
+    pixels = torch.randn(int(grid.prod()), 3 * vision.temporal_patch_size * vision.patch_size ** 2, generator=gen)
+    features = 0.5 * torch.randn(1, audio.num_mel_bins, 400, generator=gen)
+    with torch.no_grad():
+        video = torch.cat(inner.get_video_features(pixels, grid, return_dict=True).pooler_output)
+        heard = inner.get_audio_features(features, torch.ones(1, 400, dtype=torch.long),
+                                         return_dict=True).last_hidden_state
+        factors = {}
+        for name, layer, tokens in (("vision", inner.visual.merger.mlp[2], video),
+                                    ("audio", inner.audio_tower.proj, heard)):
+            factors[name] = target / float(tokens.norm(dim=-1).mean())
+            layer.weight.mul_(factors[name])
+            if layer.bias is not None:
+                layer.bias.mul_(factors[name])
+    return factors
+
+
+def _write(tmp: Path, seed: int, size: str, balanced: bool = False) -> None:
+    """Build every file of the model directory into `tmp` (with `balanced`, the towers' outputs at the text scale)."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     tok = _train_tokenizer()
-    model = save_random_model(tmp, Qwen2_5OmniThinkerForConditionalGeneration, _thinker_config(tok, size), tok, seed)
+    config = _thinker_config(tok, size)
+    if balanced:
+        import torch
+
+        from mepbench.models.build import save_model
+
+        torch.manual_seed(seed)
+        model = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
+        balance_projectors(model, seed)
+        save_model(tmp, model, config, tok)
+    else:
+        model = save_random_model(tmp, Qwen2_5OmniThinkerForConditionalGeneration, config, tok, seed)
     pre, video = _processor_configs()
     (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
     (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))
-    finish_build(tmp, model, tok, MODEL_CARD, _version(size), seed)
+    finish_build(tmp, model, tok, MODEL_CARD, _version(size, balanced), seed)
 
 
-def _version(size: str) -> int | str:
+def _version(size: str, balanced: bool = False) -> int | str:
     if size not in SIZES:
         raise ValueError(f"unknown tiny-omni size {size!r}; choose one of {sorted(SIZES)}")
-    return BUILD_VERSION if size == "test" else f"{BUILD_VERSION}-{size}"
+    version = BUILD_VERSION if size == "test" else f"{BUILD_VERSION}-{size}"
+    return f"{version}-balanced" if balanced else version
 
 
-def build_tiny_omni(out_dir: str | Path, seed: int = 0, size: str = "test") -> Path:
-    """Build the tiny random omni model of `size` into `out_dir` (atomically) unless a complete build is there."""
-    version = _version(size)
+def build_tiny_omni(out_dir: str | Path, seed: int = 0, size: str = "test", balanced: bool = False) -> Path:
+    """Build the tiny random omni model of `size` into `out_dir` (atomically) unless a complete build is there;
+    `balanced` scales the towers' output layers to the text embeddings' norm (`balance_projectors`)."""
+    version = _version(size, balanced)
     return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, version, seed),
-                            lambda p: _write(p, seed, size))
+                            lambda p: _write(p, seed, size, balanced))
 
 
 def ensure_tiny_omni(cache_dir: Path) -> Path:

@@ -42,12 +42,16 @@ class CueProfile:
         return frozenset(self.core + self.optional)
 
 
+# Each emotion's face has one core cue that identifies it and optional cues that each appear half the time (suite
+# version 4): a model that knows the emotion from the subtitle or the voice can guess the core cue, but which optional
+# cues a face shows is known only by looking. Every cue set identifies its emotion, and no two cues of one set need
+# the same facial feature (mouth: smiling / frowning / open; brows: raised / furrowed; eyes; tears).
 VISUAL_PROFILES: dict[str, CueProfile] = {
-    "happy": CueProfile(("smiling mouth",), ("raised eyebrows",)),
-    "sad": CueProfile(("frowning mouth", "tears")),
-    "angry": CueProfile(("furrowed brows", "frowning mouth")),
-    "surprised": CueProfile(("raised eyebrows", "wide eyes", "open mouth")),
-    "fearful": CueProfile(("raised eyebrows", "wide eyes", "frowning mouth")),
+    "happy": CueProfile(("smiling mouth",), ("raised eyebrows", "wide eyes")),
+    "sad": CueProfile(("frowning mouth",), ("tears",)),
+    "angry": CueProfile(("furrowed brows",), ("frowning mouth", "wide eyes")),
+    "surprised": CueProfile(("open mouth",), ("raised eyebrows", "wide eyes")),
+    "fearful": CueProfile(("wide eyes",), ("raised eyebrows", "frowning mouth", "tears")),
     "neutral": CueProfile(()),
 }
 
@@ -207,14 +211,19 @@ def _phrase(cue: str) -> str:
     return f"a {cue}" if cue in _WITH_ARTICLE else cue
 
 
+def describe(modality: str, cues: Sequence[str]) -> str:
+    """The reference sentence for what a face ("video") or a voice ("audio") shows, without its final period."""
+    if modality == "video":
+        return (f"The face shows {_join([_phrase(c) for c in cues])}" if cues
+                else "The face is relaxed, with no salient expression")
+    return (f"The audio has {_join([_phrase(c) for c in cues])}" if cues
+            else "The voice is even, at a middle pitch, loudness and rate")
+
+
 def _describe(spec: ClipSpec, modality: str) -> str:
     cues = spec.cues[modality]
-    if modality == "video":
-        text = (f"The face shows {_join([_phrase(c) for c in cues])}" if cues
-                else "The face is relaxed, with no salient expression")
-    elif modality == "audio":
-        text = (f"The audio has {_join([_phrase(c) for c in cues])}" if cues
-                else "The voice is even, at a middle pitch, loudness and rate")
+    if modality in ("video", "audio"):
+        text = describe(modality, cues)
     else:
         text = (f'The subtitle says "{spec.subtitle}", which mentions {cues[0]}' if cues
                 else f'The subtitle "{spec.subtitle}" is emotionally uninformative')

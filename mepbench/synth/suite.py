@@ -22,7 +22,7 @@ from mepbench.synth.cues import ClipSpec, absent_cues, decided_by, reasoning, sa
 from mepbench.synth.faces import FPS, SIZE, random_style, render_frames
 from mepbench.synth.voice import SAMPLE_RATE, render_voice
 
-SUITE_VERSION = "3"  # 3: `absent` cue truth per clip (the clips themselves are those of version 2)
+SUITE_VERSION = "4"  # 3: `absent` cue truth per clip; 4: faces with optional cues beside each emotion's core cue
 _AAC_FRAME = 1024
 
 
