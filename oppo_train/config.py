@@ -123,6 +123,7 @@ class SFTConfig(TrainConfig):
     num_epochs: int = 2
     probes_per_clip: int = 0  # yes/no cue questions per clip with the full input (mepbench's probe prompt)
     describe_share: float = 0.0  # share of clips with "what does the face / the voice show" rows (full input)
+    reasoning_rows: bool = True  # False: an alignment stage of probe and describe rows only (no route but perception)
 
 
 @dataclass

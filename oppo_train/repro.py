@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from oppo_train.config import ConfigError
+from oppo_train.contrasts import PRIMARY, PRIMARY_BY_KEY
 from oppo_train.variants import VARIANTS
 
 DONE = "DONE"
@@ -34,6 +35,8 @@ class ReproConfig:
     model_size: str = "repro"
     train_n: int = 1000
     train_seed: int = 1  # the eval split is the mep-synth task's suite (seed 0): disjoint clips
+    train_data: dict[str, Any] = field(default_factory=dict)  # more `data.` settings of both stages (decided_share…)
+    balanced_init: bool = False  # start from tiny-omni's balanced build (towers' tokens at the text scale)
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
     eval_task: str = "mep-synth"
@@ -42,6 +45,12 @@ class ReproConfig:
     work_dir: str = "runs/mini-repro"
     out_dir: str = "leaderboards/mini-repro"
     cache_dir: str | None = None
+    # The pre-registered analysis (leaderboards/mini-repro/PREREGISTRATION.md): paired contrasts (row, against row)
+    # on the primary metrics (oppo_train/contrasts.py), Holm-corrected over the whole family at `alpha`.
+    primary: list[str] = field(default_factory=lambda: [p.key for p in PRIMARY])
+    contrasts: list[list[str]] = field(default_factory=lambda: [["oppo", "baseline"], ["oppo", "romni"],
+                                                                ["oppo", "oppo_rho0"], ["oppo", "oppo_shuffled"]])
+    alpha: float = 0.05
     default_model: str = "oppo"  # the row whose first-seed checkpoint becomes `tiny-omni` (fixed in advance)
     install_default: bool = False  # copy that checkpoint into the package as the default `tiny-omni`
 
@@ -53,6 +62,13 @@ def check(config: ReproConfig, eval_seed: int) -> None:
     unknown = [v for v in config.variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variants {unknown}; choose from {tuple(VARIANTS)}")
+    metrics = [m for m in config.primary if m not in PRIMARY_BY_KEY]
+    if metrics:
+        raise ConfigError(f"unknown primary metrics {metrics}; choose from {tuple(PRIMARY_BY_KEY)}")
+    rows = {"sft", *VARIANTS}
+    bad = [pair for pair in config.contrasts if len(pair) != 2 or not set(pair) <= rows]
+    if bad:
+        raise ConfigError(f"contrasts {bad} must each name two rows of {sorted(rows)}")
 
 
 def overrides(settings: dict[str, Any]) -> list[str]:
@@ -105,7 +121,8 @@ class Experiment:
         self.timings[name], self.commits[name] = seconds, code
 
     def _common(self, seed: int) -> list[str]:
-        data = {"source": "mep-synth", "n": self.config.train_n, "seed": self.config.train_seed}
+        data = {**self.config.train_data, "source": "mep-synth", "n": self.config.train_n,
+                "seed": self.config.train_seed}
         common = {"seed": seed, "data": data}
         if self.config.cache_dir:
             common["cache_dir"] = self.config.cache_dir
@@ -116,7 +133,8 @@ class Experiment:
         from mepbench.models.tiny_omni import build_tiny_omni
 
         root = self.work / f"seed-{seed}"
-        init = build_tiny_omni(root / "init", seed=seed, size=self.config.model_size)
+        init = build_tiny_omni(root / "init", seed=seed, size=self.config.model_size,
+                               balanced=self.config.balanced_init)
         cli = [sys.executable, "-m", "oppo_train.cli"]
         sft = root / "sft"
         self._run(f"seed-{seed}/sft", sft, [*cli, "sft", *self._common(seed), f"model.path={init}",

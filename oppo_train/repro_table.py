@@ -5,7 +5,6 @@ JSON, and the run metadata."""
 from __future__ import annotations
 
 import json
-import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from mepbench.report.cells import Cell
 from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
 from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
 from oppo_train.config import to_dict
+from oppo_train.contrasts import PRIMARY_BY_KEY, paired_contrasts, t_interval
 from oppo_train.variants import VARIANTS
 
 ROW_NAMES = {"sft": "SFT only", **{name: v.title for name, v in VARIANTS.items()}}
@@ -84,17 +84,22 @@ def row_metrics(run: Path, task: str, manifest: Path | None) -> dict[str, Any]:
     return out
 
 
-def across_seeds(values: list[float]) -> dict[str, float | None]:
-    """Mean and a t-based 95% CI over seeds (none for one seed)."""
+SIGNED = {"grounded_v", "grounded_a", "drop_v", "drop_a"}  # differences of two rates: they lie in [-1, 1]
+
+
+def metric_range(key: str) -> tuple[float, float]:
+    """The range of a column's values (fractions): [-1, 1] for differences, else [0, 1]."""
+    return (-1.0, 1.0) if key in SIGNED else (0.0, 1.0)
+
+
+def across_seeds(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> dict[str, float | None]:
+    """Mean and a t-based 95% CI over seeds, intersected with the metric's range `bounds` (none for one seed)."""
     n = len(values)
     mean = sum(values) / n
-    if n < 2:
+    interval = t_interval(values, *bounds)
+    if interval is None:
         return {"mean": mean, "ci_low": None, "ci_high": None, "n_seeds": n}
-    from scipy import stats
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n}
+    return {"mean": mean, "ci_low": interval[0], "ci_high": interval[1], "n_seeds": n}
 
 
 def summarise(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -109,13 +114,13 @@ def summarise(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[
             if not values:
                 out[row][key] = None
                 continue
-            cell = across_seeds(values)
+            cell = across_seeds(values, metric_range(key))
             if len(per_seed) == 1:
                 ci = next(iter(per_seed.values()))[row]["ci"].get(key)
                 if ci:
                     cell.update(ci_low=ci[0], ci_high=ci[1], ci_kind="bootstrap over clips")
             else:
-                cell["ci_kind"] = "t over seeds"
+                cell["ci_kind"] = "t over seeds, within the metric's range"
             out[row][key] = cell
     return out
 
@@ -145,12 +150,46 @@ def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _points(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:+.1f}"
+
+
+CONTRAST_HEADER = ("contrast", "metric", "per-seed differences", "mean [95% CI]", "seeds", "p", "p (Holm)",
+                   "verdict")
+
+
+def contrast_cells(entry: dict[str, Any]) -> tuple[str, ...]:
+    """One contrast as formatted cells (percentage points, first row minus second; see CONTRAST_HEADER)."""
+    headers = dict(table_columns())
+    ci = entry["ci"]
+    mean = _points(entry["mean"]) + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+    better = "↑" if entry["higher_is_better"] else "↓"
+    treated, control = (ROW_NAMES.get(entry[k], entry[k]) for k in ("treated", "control"))
+    return (f"{treated} − {control}",
+            f"{headers.get(entry['metric'], entry['metric'])} {better}", " / ".join(map(_points, entry["diffs"])),
+            mean, str(entry["n_seeds"]), "—" if entry["p"] is None else f"{entry['p']:.3g}",
+            "—" if entry["p_holm"] is None else f"{entry['p_holm']:.3g}", entry["verdict"])
+
+
+def contrast_note(entries: list[dict[str, Any]], alpha: float) -> str:
+    """How the contrasts were tested, in one sentence."""
+    return (f"Paired t-tests over seeds, Holm's correction over all {len(entries)} tests; a verdict needs p (Holm) "
+            f"< {alpha} in the claimed direction (↑ higher is better, ↓ lower is better), else inconclusive.")
+
+
+def contrast_markdown(entries: list[dict[str, Any]], alpha: float) -> str:
+    """The pre-registered paired contrasts as a Markdown table with the note on the test."""
+    lines = ["| " + " | ".join(CONTRAST_HEADER) + " |", "|" + "---|" * len(CONTRAST_HEADER)]
+    lines += ["| " + " | ".join(contrast_cells(e)) + " |" for e in entries]
+    return "\n".join(lines) + "\n\n" + contrast_note(entries, alpha)
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
 def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]],
-               report_links: dict[int, str]) -> SeedBoard:
+               report_links: dict[int, str], contrasts: list[dict[str, Any]] = (), alpha: float = 0.05) -> SeedBoard:
     """The HTML leaderboard over seeds: mean [CI] and per-seed values of every column, links to each seed's report."""
     columns, rows = table_columns(), []
     for row, cells in summary.items():
@@ -169,7 +208,9 @@ def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str,
              "answers written with the modality masked that claim a cue of it (lower is better)."]
     return SeedBoard("Mini OPPO reproduction on mep-synth", columns, rows, list(per_seed),
                      [(f"seed {seed}: its {len(per_seed[seed])} evaluations", href)
-                      for seed, href in report_links.items()], notes)
+                      for seed, href in report_links.items()], notes + ([contrast_note(contrasts, alpha)] if contrasts
+                                                                        else []),
+                     CONTRAST_HEADER, tuple(contrast_cells(e) for e in contrasts))
 
 
 def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dict[str, Any], wall_seconds: float,
@@ -183,6 +224,12 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
     per_seed = {seed: {row: row_metrics(run, config.eval_task, manifest if manifest.is_file() else None)
                        for row, run in rows.items()} for seed, rows in runs.items()}
     summary = summarise(per_seed)
+    primaries = tuple(PRIMARY_BY_KEY[key] for key in config.primary)
+    ran = next(iter(per_seed.values()))
+    pairs = [tuple(pair) for pair in config.contrasts]
+    contrasts = paired_contrasts(per_seed, [pair for pair in pairs if all(row in ran for row in pair)], primaries,
+                                 config.alpha)
+    missing = [" − ".join(pair) for pair in pairs if not all(row in ran for row in pair)]
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from mepbench.results import git_state
@@ -192,11 +239,15 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
                 "machine": {"platform": platform.platform(), "processor": platform.processor(),
                             "cpus": _cpu_count()},
                 "wall_seconds": wall_seconds, "seed_seconds": seed_seconds(stages["seconds"]), "stages": stages}
-    data = {"summary": summary, "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
+    data = {"summary": summary, "contrasts": contrasts, "contrasts_not_run": missing,
+            "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out / "table.md").write_text(markdown_table(summary) + "\n")
+    (out / "table.md").write_text(markdown_table(summary) + "\n\n## Pre-registered paired contrasts\n\n"
+                                  + contrast_markdown(contrasts, config.alpha)
+                                  + (f"\n\nPre-registered contrasts not run (a row is missing): {', '.join(missing)}."
+                                     if missing else "") + "\n")
     links = {seed: f"seed-{seed}/index.html" for seed in per_seed}
-    write_seed_board(seed_board(summary, per_seed, links), out / "site" / "index.html")
+    write_seed_board(seed_board(summary, per_seed, links, contrasts, config.alpha), out / "site" / "index.html")
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from mepbench.types import Sample
-from oppo_train.config import SFTConfig
+from oppo_train.config import ConfigError, SFTConfig
 from oppo_train.data import describe_rows, probe_rows, sft_target
 from oppo_train.engine import Engine, Recent
 from oppo_train.policy import to_device
@@ -24,10 +24,13 @@ class SFTTrainer(Engine):
         self._targets = Recent()
 
     def training_rows(self, samples: list[Sample]) -> list[Sample]:
-        """The samples plus `probes_per_clip` yes/no probe rows per clip and the describe rows of `describe_share`
-        of the clips."""
-        return (samples + probe_rows(samples, self.config.probes_per_clip, self.config.seed)
-                + describe_rows(samples, self.config.describe_share, self.config.seed))
+        """The samples (unless `reasoning_rows` is off) plus `probes_per_clip` yes/no probe rows per clip and the
+        describe rows of `describe_share` of the clips."""
+        extra = (probe_rows(samples, self.config.probes_per_clip, self.config.seed)
+                 + describe_rows(samples, self.config.describe_share, self.config.seed))
+        if not self.config.reasoning_rows and not extra:
+            raise ConfigError("reasoning_rows=false needs probes_per_clip > 0 or describe_share > 0")
+        return (samples if self.config.reasoning_rows else []) + extra
 
     def target_ids(self, sample: Sample) -> list[int]:
         """Token ids of the reference answer followed by the end-of-turn token."""

@@ -147,12 +147,13 @@ def test_seed_board_page_shows_means_intervals_and_every_seed(tmp_path):
     assert [r.label for r in board.rows] == ["SFT only", "OPPO (R_omni + J_omni)"]
     sft, oppo = board.rows
     assert sft.cells["accuracy"].mean.value == pytest.approx(60.0)
-    assert sft.cells["accuracy"].mean.high - 60.0 == pytest.approx(12.706205 * 10, rel=1e-5)
+    # mean ± 12.706 x 10 points leaves [0, 100]: the interval stops at the metric's range
+    assert (sft.cells["accuracy"].mean.low, sft.cells["accuracy"].mean.high) == (0.0, 100.0)
     assert sft.cells["accuracy"].per_seed == pytest.approx((50.0, 70.0)) and "util_v" not in sft.cells
     assert oppo.cells["accuracy"].mean.low == pytest.approx(60.0)  # no spread, no width
     html = write_seed_board(board, tmp_path / "site" / "index.html").read_text()
     assert "Content-Security-Policy" in html and 'href="seed-1/index.html"' in html
-    assert "50.0 / 70.0" in html and "30.0 / 50.0" in html and "Intervals: t over seeds." in html
+    assert "50.0 / 70.0" in html and "30.0 / 50.0" in html and "Intervals: t over seeds, within the metric&#39;s range." in html
     assert html.count("<tr>") == 3  # header + the two rows
 
 
@@ -176,6 +177,8 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert rl_steps and all("loss/perception" in step for step in rl_steps if "loss/policy" in step)
     table = (tmp_path / "lb" / "table.md").read_text()
     assert "| SFT only |" in table and "| OPPO (R_omni + J_omni) |" in table
+    assert "not run (a row is missing): oppo − baseline, oppo − romni, oppo − oppo_rho0, oppo − oppo_shuffled" in table
+    assert data["contrasts"] == [] and len(data["contrasts_not_run"]) == 4
     site = tmp_path / "lb" / "site"
     assert 'href="seed-0/index.html"' in (site / "index.html").read_text()
     assert (site / "seed-0" / "run-eval-oppo.html").is_file()
@@ -186,6 +189,33 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert rewritten["seed_seconds"]["seed-0"] == pytest.approx(sum(stages["seconds"].values()))
 
 
+def test_train_data_settings_reach_both_stages_and_the_analysis_is_checked():
+    common = Experiment(ReproConfig(train_data={"decided_share": {"video": 0.3}, "pool_n": 50}))._common(4)
+    assert {"seed=4", "data.decided_share.video=0.3", "data.pool_n=50", "data.n=1000", "data.seed=1"} <= set(common)
+    with pytest.raises(ConfigError, match="unknown primary metrics"):
+        check(ReproConfig(primary=["accuracy", "util_x"]), eval_seed=0)
+    with pytest.raises(ConfigError, match="must each name two rows"):
+        check(ReproConfig(contrasts=[["oppo", "ppo"]]), eval_seed=0)
+
+
 def test_experiment_refuses_train_seed_equal_to_the_eval_suite():
     with pytest.raises(ConfigError, match="overlap"):
         Experiment(ReproConfig(train_seed=0))
+
+
+def test_an_alignment_stage_trains_on_perception_rows_only():
+    from types import SimpleNamespace
+
+    from oppo_train.sft import SFTTrainer
+
+    clips = [_clip(f"c{i}", [["smiling mouth"], ["tears"]][i % 2], [["high pitch"], ["sigh"]][i % 2]) for i in range(6)]
+
+    def rows(**settings):
+        config = SimpleNamespace(**{"probes_per_clip": 2, "describe_share": 1.0, "seed": 0, "reasoning_rows": True,
+                                    **settings})
+        return SFTTrainer.training_rows(SimpleNamespace(config=config), clips)
+    full, aligned = rows(), rows(reasoning_rows=False)
+    assert len(full) == 6 + 12 + 12 and aligned == full[6:]
+    assert all(r.metadata.get("probe") or r.metadata.get("describe") for r in aligned)
+    with pytest.raises(ConfigError, match="reasoning_rows=false needs"):
+        rows(reasoning_rows=False, probes_per_clip=0, describe_share=0.0)

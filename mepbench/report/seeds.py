@@ -30,7 +30,8 @@ class SeedRow:
 @dataclass(frozen=True)
 class SeedBoard:
     """The page: the columns (key, header), the rows, the seeds in per-seed order, links (text, href) to each
-    seed's own report, and notes printed under the title."""
+    seed's own report, notes printed under the title, and an optional second table of pre-registered contrasts
+    (`contrast_header`, then one tuple of already formatted cells per contrast)."""
 
     title: str
     columns: list[tuple[str, str]]
@@ -38,6 +39,8 @@ class SeedBoard:
     seeds: list[int]
     links: list[tuple[str, str]]
     notes: list[str]
+    contrast_header: tuple[str, ...] = ()
+    contrasts: tuple[tuple[str, ...], ...] = ()
 
 
 def write_seed_board(board: SeedBoard, path: Path) -> Path:
