@@ -37,6 +37,10 @@ class ReproConfig:
     train_seed: int = 1  # the eval split is the mep-synth task's suite (seed 0): disjoint clips
     train_data: dict[str, Any] = field(default_factory=dict)  # more `data.` settings of both stages (decided_share…)
     balanced_init: bool = False  # start from tiny-omni's balanced build (towers' tokens at the text scale)
+    init_range: float | None = None  # tiny-omni's initial weight standard deviation (None: the build's default)
+    # An optional alignment stage before SFT (`oppo-train sft reasoning_rows=false`: probe and describe rows only,
+    # on its own `data.n` clips of the train suite); empty = none.
+    align: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
     eval_task: str = "mep-synth"
@@ -129,13 +133,22 @@ class Experiment:
         return overrides(common)
 
     def train(self, seed: int) -> dict[str, Path]:
-        """SFT from a fresh random model, then each RL variant from the SFT weights; returns row → final weights."""
+        """SFT from a fresh random model (after the alignment stage, if any), then each RL variant from the SFT
+        weights; returns row → final weights."""
         from mepbench.models.tiny_omni import build_tiny_omni
 
         root = self.work / f"seed-{seed}"
         init = build_tiny_omni(root / "init", seed=seed, size=self.config.model_size,
-                               balanced=self.config.balanced_init)
+                               balanced=self.config.balanced_init,
+                               **({"init_range": self.config.init_range} if self.config.init_range else {}))
         cli = [sys.executable, "-m", "oppo_train.cli"]
+        if self.config.align:
+            align = root / "align"
+            base = overrides({"seed": seed, "data": {"source": "mep-synth", "seed": self.config.train_seed},
+                              **({"cache_dir": self.config.cache_dir} if self.config.cache_dir else {})})
+            self._run(f"seed-{seed}/align", align, [*cli, "sft", *base, f"model.path={init}", f"output_dir={align}",
+                                                    "reasoning_rows=false", *overrides(self.config.align)], "final")
+            init = align / "final"
         sft = root / "sft"
         self._run(f"seed-{seed}/sft", sft, [*cli, "sft", *self._common(seed), f"model.path={init}",
                                             f"output_dir={sft}", *overrides(self.config.sft)], "final")

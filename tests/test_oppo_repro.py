@@ -160,9 +160,10 @@ def test_seed_board_page_shows_means_intervals_and_every_seed(tmp_path):
 @pytest.mark.slow
 def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     args = [sys.executable, "-m", "oppo_train.cli", "repro", "--config", "mini_repro", "model_size=test",
-            "train_n=8", "variants=[oppo]", "sft.max_steps=2", "sft.prompts_per_step=4", "sft.checkpoint_every=0",
+            "seeds=[0]", "train_n=8", "train_data.pool_n=200", "variants=[oppo]", "sft.max_steps=2", "sft.prompts_per_step=4", "sft.checkpoint_every=0",
             "rl.max_steps=1", "rl.prompts_per_step=2", "rl.micro_batch_prompts=2", "rl.max_new_tokens=16",
-            "rl.checkpoint_every=1", "eval_limit=3", f"work_dir={tmp_path / 'work'}", f"out_dir={tmp_path / 'lb'}",
+            "rl.checkpoint_every=1", "eval_limit=3", "align.max_steps=1", "align.prompts_per_step=2",
+            "align.probes_per_clip=1", "align.checkpoint_every=0", "align.data.n=8", f"work_dir={tmp_path / 'work'}", f"out_dir={tmp_path / 'lb'}",
             f"cache_dir={session_cache}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -170,8 +171,13 @@ def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     assert set(data["summary"]) == {"sft", "oppo"}
     assert data["summary"]["oppo"]["accuracy"]["n_seeds"] == 1
     stages = data["metadata"]["stages"]
-    assert set(stages["seconds"]) == set(stages["commits"]) == {"seed-0/sft", "seed-0/rl-oppo", "seed-0/eval-sft",
-                                                                "seed-0/eval-oppo"}
+    assert set(stages["seconds"]) == set(stages["commits"]) == {"seed-0/align", "seed-0/sft", "seed-0/rl-oppo",
+                                                                "seed-0/eval-sft", "seed-0/eval-oppo"}
+    align_argv = json.loads((tmp_path / "work" / "seed-0" / "align" / "DONE").read_text())["argv"]
+    assert "reasoning_rows=false" in align_argv and "data.n=8" in align_argv
+    sft_argv = json.loads((tmp_path / "work" / "seed-0" / "sft" / "DONE").read_text())["argv"]
+    assert {"data.pool_n=200", "data.decided_share.video=0.35", "probes_per_clip=4"} <= set(sft_argv)
+    assert f"model.path={tmp_path / 'work' / 'seed-0' / 'align' / 'final'}" in sft_argv
     rl_steps = [json.loads(line) for line in (tmp_path / "work" / "seed-0" / "rl-oppo" / "metrics.jsonl").read_text()
                 .splitlines() if '"step"' in line]
     assert rl_steps and all("loss/perception" in step for step in rl_steps if "loss/policy" in step)

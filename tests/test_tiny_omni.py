@@ -148,3 +148,29 @@ def test_balanced_build_brings_the_towers_tokens_to_the_text_embedding_scale(tmp
     balanced = build_tiny_omni(tmp_path / "b", seed=0, balanced=True)
     assert file_hash(balanced / "model.safetensors") != file_hash(tmp_path / "p" / "model.safetensors")
     assert build_tiny_omni(balanced, seed=0, balanced=True) == balanced
+
+
+def test_init_range_sets_the_initial_weight_scale_and_is_part_of_the_build_stamp(tmp_path):
+    import json
+
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    from mepbench.models.build import BUILD_INFO
+    from mepbench.models.tiny_omni import INIT_RANGE
+
+    def stds(path):
+        model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path)
+        return (float(model.get_input_embeddings().weight.detach().std()),
+                float(model.model.visual.blocks[0].mlp.gate_proj.weight.detach().std()))
+
+    small = build_tiny_omni(tmp_path / "m", seed=0, init_range=0.02)
+    assert all(abs(std - 0.02) < 0.004 for std in stds(small))
+    assert json.loads((small / BUILD_INFO).read_text())["version"] == "2-init0.02"
+    weights = file_hash(small / "model.safetensors")
+    assert build_tiny_omni(small, seed=0, init_range=0.02) == small
+    assert file_hash(small / "model.safetensors") == weights  # the complete build is reused
+    build_tiny_omni(small, seed=0)  # another init_range is a different build: rebuilt, not reused
+    assert file_hash(small / "model.safetensors") != weights
+    assert all(abs(std - INIT_RANGE) < 0.04 for std in stds(small))
+    with pytest.raises(ValueError, match="init_range"):
+        build_tiny_omni(tmp_path / "bad", init_range=0.0)

@@ -133,9 +133,9 @@ INIT_RANGE = 0.2  # 10x the default, so that greedy outputs visibly depend on th
 SIZES = {"test": (64, 2, 4, 2, 128, [2, 3, 3]), "repro": (128, 3, 4, 2, 256, [4, 6, 6])}
 
 
-def _thinker_config(tok, size: str = "test"):
+def _thinker_config(tok, size: str = "test", init_range: float = INIT_RANGE):
     """Config of the tiny thinker (text hidden 64 / 2 layers for `test`, 128 / 3 for `repro`; audio d_model 32,
-    vision depth 2)."""
+    vision depth 2), every tower initialised with standard deviation `init_range`."""
     from transformers import Qwen2_5OmniThinkerConfig
 
     hidden, layers, heads, kv_heads, ffn, mrope = SIZES[size]
@@ -144,20 +144,20 @@ def _thinker_config(tok, size: str = "test"):
     return Qwen2_5OmniThinkerConfig(
         audio_config=dict(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64,
                           num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=hidden,
-                          initializer_range=INIT_RANGE),
+                          initializer_range=init_range),
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=hidden,
-                           fullatt_block_indexes=[1], initializer_range=INIT_RANGE),
+                           fullatt_block_indexes=[1], initializer_range=init_range),
         text_config=dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
                          num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=32768,
                          rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
                          tie_word_embeddings=False, pad_token_id=pad, eos_token_id=eos,
-                         initializer_range=INIT_RANGE),
+                         initializer_range=init_range),
         audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
         video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
         audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
         vision_end_token_id=ids["vision_eos_token"], position_id_per_seconds=25, seconds_per_chunk=2,
-        pad_token_id=pad, eos_token_id=eos, initializer_range=INIT_RANGE,
+        pad_token_id=pad, eos_token_id=eos, initializer_range=init_range,
     )
 
 
@@ -205,12 +205,12 @@ def balance_projectors(model, seed: int) -> dict[str, float]:
     return factors
 
 
-def _write(tmp: Path, seed: int, size: str, balanced: bool = False) -> None:
+def _write(tmp: Path, seed: int, size: str, balanced: bool = False, init_range: float = INIT_RANGE) -> None:
     """Build every file of the model directory into `tmp` (with `balanced`, the towers' outputs at the text scale)."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     tok = _train_tokenizer()
-    config = _thinker_config(tok, size)
+    config = _thinker_config(tok, size, init_range)
     if balanced:
         import torch
 
@@ -225,22 +225,28 @@ def _write(tmp: Path, seed: int, size: str, balanced: bool = False) -> None:
     pre, video = _processor_configs()
     (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True))
     (tmp / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2, sort_keys=True))
-    finish_build(tmp, model, tok, MODEL_CARD, _version(size, balanced), seed)
+    finish_build(tmp, model, tok, MODEL_CARD, _version(size, balanced, init_range), seed)
 
 
-def _version(size: str, balanced: bool = False) -> int | str:
+def _version(size: str, balanced: bool = False, init_range: float = INIT_RANGE) -> int | str:
+    """The build stamp: BUILD_VERSION, then the size, `balanced` and a non-default `init_range` where they apply."""
     if size not in SIZES:
         raise ValueError(f"unknown tiny-omni size {size!r}; choose one of {sorted(SIZES)}")
+    if not 0 < init_range <= 1:
+        raise ValueError(f"init_range must be in (0, 1], got {init_range}")
     version = BUILD_VERSION if size == "test" else f"{BUILD_VERSION}-{size}"
-    return f"{version}-balanced" if balanced else version
+    version = f"{version}-balanced" if balanced else version
+    return version if init_range == INIT_RANGE else f"{version}-init{init_range:g}"
 
 
-def build_tiny_omni(out_dir: str | Path, seed: int = 0, size: str = "test", balanced: bool = False) -> Path:
+def build_tiny_omni(out_dir: str | Path, seed: int = 0, size: str = "test", balanced: bool = False,
+                    init_range: float = INIT_RANGE) -> Path:
     """Build the tiny random omni model of `size` into `out_dir` (atomically) unless a complete build is there;
-    `balanced` scales the towers' output layers to the text embeddings' norm (`balance_projectors`)."""
-    version = _version(size, balanced)
+    `balanced` scales the towers' output layers to the text embeddings' norm (`balance_projectors`); `init_range`
+    is the weights' initial standard deviation (INIT_RANGE by default; 0.02 is the usual one for training)."""
+    version = _version(size, balanced, init_range)
     return build_atomically(Path(out_dir), lambda p: is_complete(p, REQUIRED_FILES, version, seed),
-                            lambda p: _write(p, seed, size, balanced))
+                            lambda p: _write(p, seed, size, balanced, init_range))
 
 
 def ensure_tiny_omni(cache_dir: Path) -> Path:
