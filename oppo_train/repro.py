@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mepbench.models.tiny_omni import INIT_RANGE
 from oppo_train.config import ConfigError
 from oppo_train.contrasts import PRIMARY, PRIMARY_BY_KEY
 from oppo_train.variants import VARIANTS
@@ -37,7 +38,7 @@ class ReproConfig:
     train_seed: int = 1  # the eval split is the mep-synth task's suite (seed 0): disjoint clips
     train_data: dict[str, Any] = field(default_factory=dict)  # more `data.` settings of both stages (decided_share…)
     balanced_init: bool = False  # start from tiny-omni's balanced build (towers' tokens at the text scale)
-    init_range: float | None = None  # tiny-omni's initial weight standard deviation (None: the build's default)
+    init_range: float = INIT_RANGE  # tiny-omni's initial weight standard deviation
     # An optional alignment stage before SFT (`oppo-train sft reasoning_rows=false`: probe and describe rows only,
     # on its own `data.n` clips of the train suite); empty = none.
     align: dict[str, Any] = field(default_factory=dict)
@@ -124,10 +125,12 @@ class Experiment:
         (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv, "git": code}))
         self.timings[name], self.commits[name] = seconds, code
 
-    def _common(self, seed: int) -> list[str]:
-        data = {**self.config.train_data, "source": "mep-synth", "n": self.config.train_n,
-                "seed": self.config.train_seed}
-        common = {"seed": seed, "data": data}
+    def _common(self, seed: int, data: dict[str, Any] | None = None) -> list[str]:
+        """The `seed`, `data.` and `cache_dir` arguments of a training stage on the train suite; `data` replaces the
+        default `train_data` settings and `train_n` clips (the alignment stage sets its own)."""
+        if data is None:
+            data = {**self.config.train_data, "source": "mep-synth", "n": self.config.train_n}
+        common = {"seed": seed, "data": {**data, "source": "mep-synth", "seed": self.config.train_seed}}
         if self.config.cache_dir:
             common["cache_dir"] = self.config.cache_dir
         return overrides(common)
@@ -139,15 +142,13 @@ class Experiment:
 
         root = self.work / f"seed-{seed}"
         init = build_tiny_omni(root / "init", seed=seed, size=self.config.model_size,
-                               balanced=self.config.balanced_init,
-                               **({"init_range": self.config.init_range} if self.config.init_range else {}))
+                               balanced=self.config.balanced_init, init_range=self.config.init_range)
         cli = [sys.executable, "-m", "oppo_train.cli"]
         if self.config.align:
             align = root / "align"
-            base = overrides({"seed": seed, "data": {"source": "mep-synth", "seed": self.config.train_seed},
-                              **({"cache_dir": self.config.cache_dir} if self.config.cache_dir else {})})
-            self._run(f"seed-{seed}/align", align, [*cli, "sft", *base, f"model.path={init}", f"output_dir={align}",
-                                                    "reasoning_rows=false", *overrides(self.config.align)], "final")
+            self._run(f"seed-{seed}/align", align, [*cli, "sft", *self._common(seed, data={}), f"model.path={init}",
+                                                    f"output_dir={align}", "reasoning_rows=false",
+                                                    *overrides(self.config.align)], "final")
             init = align / "final"
         sft = root / "sft"
         self._run(f"seed-{seed}/sft", sft, [*cli, "sft", *self._common(seed), f"model.path={init}",

@@ -160,10 +160,11 @@ def test_seed_board_page_shows_means_intervals_and_every_seed(tmp_path):
 @pytest.mark.slow
 def test_repro_end_to_end_at_a_toy_budget(tmp_path, session_cache):
     args = [sys.executable, "-m", "oppo_train.cli", "repro", "--config", "mini_repro", "model_size=test",
-            "seeds=[0]", "train_n=8", "train_data.pool_n=200", "variants=[oppo]", "sft.max_steps=2", "sft.prompts_per_step=4", "sft.checkpoint_every=0",
-            "rl.max_steps=1", "rl.prompts_per_step=2", "rl.micro_batch_prompts=2", "rl.max_new_tokens=16",
-            "rl.checkpoint_every=1", "eval_limit=3", "align.max_steps=1", "align.prompts_per_step=2",
-            "align.probes_per_clip=1", "align.checkpoint_every=0", "align.data.n=8", f"work_dir={tmp_path / 'work'}", f"out_dir={tmp_path / 'lb'}",
+            "seeds=[0]", "train_n=8", "train_data.pool_n=200", "variants=[oppo]", "sft.max_steps=2",
+            "sft.prompts_per_step=4", "sft.checkpoint_every=0", "rl.max_steps=1", "rl.prompts_per_step=2",
+            "rl.micro_batch_prompts=2", "rl.max_new_tokens=16", "rl.checkpoint_every=1", "eval_limit=3",
+            "align.max_steps=1", "align.prompts_per_step=2", "align.probes_per_clip=1", "align.checkpoint_every=0",
+            "align.data.n=8", f"work_dir={tmp_path / 'work'}", f"out_dir={tmp_path / 'lb'}",
             f"cache_dir={session_cache}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
