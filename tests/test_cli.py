@@ -80,6 +80,39 @@ def test_default_run_prints_table_and_writes_results(default_run):
     assert not (root / "cache" / "models").exists()
 
 
+def _pct(cell: dict) -> str:
+    return f"{100 * cell['value']:.1f}"
+
+
+def _with_ci(cell: dict) -> str:
+    return f"{_pct(cell)} [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
+
+
+def _readme_default_rows(task: dict) -> list[str]:
+    """The README's default-run table rows as they must read for the results of `task` (mep-synth)."""
+    accuracy = {name: v["metrics"]["accuracy"] for name, v in task["variants"].items()}
+    recall, grounded, claims = task["utilization"]["recall"], task["grounded_utilization"], task["claims"]
+    main = [_with_ci(accuracy["full"]), *(_pct(accuracy[f"mask:{m}"]) for m in ("video", "audio", "text")),
+            _pct(recall["video"]), _pct(recall["audio"]), _with_ci(grounded["video"]), _with_ci(grounded["audio"]),
+            _with_ci(claims["video"]["rate"]), _with_ci(claims["audio"]["rate"])]
+    rows = ["| " + " | ".join(main) + " |"]
+    for modality in ("video", "audio"):
+        probes = task["faithfulness"][modality]
+        parts = [f"{_pct(probes[k]['accuracy'])} (n = {probes[k]['n']})" for k in ("control", "absent", "masked")]
+        headline = _with_ci(probes["headline"]).split(" ", 1)
+        rows.append(f"| {modality} | **{headline[0]}** {headline[1]} | " + " | ".join(parts) + " |")
+    return rows
+
+
+def test_readme_default_run_table_is_what_the_default_run_prints(default_run):
+    """The numbers the README shows for the default run are the ones a fresh default run computes."""
+    root, _ = default_run
+    task = json.loads((root / "run" / "results.json").read_text())["tasks"]["mep-synth"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    for row in _readme_default_rows(task):
+        assert row in readme, f"README.md lacks the default run's row {row!r}"
+
+
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(default_run, tmp_path):
     """A run of the first 60 clips killed with SIGKILL, then resumed in its own cache, equals the same 60 clips
     scored from the uninterrupted default run's cache (every one of those answers a cache hit)."""

@@ -93,6 +93,7 @@ def test_the_correction_covers_the_whole_family():
     table = contrast_markdown(entries, 0.05)
     assert "| OPPO (R_omni + J_omni) − GRPO baseline (acc + fmt) | Acc ↑ | +4.5 / +1.5 / +3.0 / +4.0 / +2.0 |" \
         in table and "over all 28 tests" in table
+    assert "| Claims −V ↓ |" in table and "↓ ↓" not in table  # one arrow for a lower-is-better metric
 
 
 def test_seeds_missing_a_value_are_left_out_of_the_pairs():
