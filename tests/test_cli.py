@@ -25,7 +25,7 @@ def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "MEPBENCH_CACHE": str(cache), "COLUMNS": "120"}
 
 
-def _mepbench(*args: str, cache: Path, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def _mepbench(*args: str, cache: Path, cwd: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "mepbench"), *args], cwd=cwd, env=_env(cache), capture_output=True,
                           text=True, timeout=timeout)
 
@@ -193,9 +193,9 @@ def test_cache_clear_and_bad_flags(tmp_path):
 
 def test_oppo_train_resolves_presets_and_overrides():
     done = subprocess.run([str(BIN / "oppo-train"), "rl", "--config", "rl_tiny", "max_steps=3", "--print-config"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "max_steps: 3" in done.stdout and "path: tiny-omni" in done.stdout
     bad = subprocess.run([str(BIN / "oppo-train"), "rl", "--config", "rl_tiny", "no_such_key=1"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "no_such_key" in bad.stderr
