@@ -164,7 +164,7 @@ def contrast_cells(entry: dict[str, Any]) -> tuple[str, ...]:
     ci = entry["ci"]
     mean = _points(entry["mean"]) + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
     better = "↑" if entry["higher_is_better"] else "↓"
-    label = headers.get(entry["metric"], entry["metric"]).removesuffix(" ↓")
+    label = headers.get(entry["metric"], entry["metric"]).rstrip(" ↑↓")  # the contrast states its own direction
     treated, control = (ROW_NAMES.get(entry[k], entry[k]) for k in ("treated", "control"))
     return (f"{treated} − {control}", f"{label} {better}", " / ".join(map(_points, entry["diffs"])),
             mean, str(entry["n_seeds"]), "—" if entry["p"] is None else f"{entry['p']:.3g}",

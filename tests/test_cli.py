@@ -16,6 +16,7 @@ import pytest
 
 from helpers import broken_dataset, write_spec
 
+from mepbench.cli import _fmt
 from mepbench.models import TRAINED_TINY_OMNI
 
 BIN = Path(sys.executable).parent
@@ -84,22 +85,18 @@ def _pct(cell: dict) -> str:
     return f"{100 * cell['value']:.1f}"
 
 
-def _with_ci(cell: dict) -> str:
-    return f"{_pct(cell)} [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
-
-
 def _readme_default_rows(task: dict) -> list[str]:
     """The README's default-run table rows as they must read for the results of `task` (mep-synth)."""
     accuracy = {name: v["metrics"]["accuracy"] for name, v in task["variants"].items()}
     recall, grounded, claims = task["utilization"]["recall"], task["grounded_utilization"], task["claims"]
-    main = [_with_ci(accuracy["full"]), *(_pct(accuracy[f"mask:{m}"]) for m in ("video", "audio", "text")),
-            _pct(recall["video"]), _pct(recall["audio"]), _with_ci(grounded["video"]), _with_ci(grounded["audio"]),
-            _with_ci(claims["video"]["rate"]), _with_ci(claims["audio"]["rate"])]
+    main = [_fmt(accuracy["full"]), *(_pct(accuracy[f"mask:{m}"]) for m in ("video", "audio", "text")),
+            _pct(recall["video"]), _pct(recall["audio"]), _fmt(grounded["video"]), _fmt(grounded["audio"]),
+            _fmt(claims["video"]["rate"]), _fmt(claims["audio"]["rate"])]
     rows = ["| " + " | ".join(main) + " |"]
     for modality in ("video", "audio"):
         probes = task["faithfulness"][modality]
         parts = [f"{_pct(probes[k]['accuracy'])} (n = {probes[k]['n']})" for k in ("control", "absent", "masked")]
-        headline = _with_ci(probes["headline"]).split(" ", 1)
+        headline = _fmt(probes["headline"]).split(" ", 1)
         rows.append(f"| {modality} | **{headline[0]}** {headline[1]} | " + " | ".join(parts) + " |")
     return rows
 
