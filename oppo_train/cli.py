@@ -1,6 +1,7 @@
 """The `oppo-train` command: `oppo-train sft|rl|repro [--config FILE] [key=value ...]` (dotted keys, YAML values).
 
-`repro` runs the miniature OPPO reproduction (`oppo_train.repro`; preset `mini_repro`)."""
+`repro` runs the miniature OPPO reproduction (`oppo_train.repro`; preset `mini_repro`); `oppo-train merge --out DIR
+FOLDER FOLDER ...` joins the leaderboards that separate `repro` invocations wrote for different seeds."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(prog="oppo-train", description="Train omni-modal emotion reasoners: SFT, then GRPO "
                                 "with the Omni-Perception Reward and Loss (and the baseline/PAPO ablations).")
-    p.add_argument("stage", choices=sorted(STAGES), help="sft (stage 1), rl (stage 2) or repro (the mini "
-                   "reproduction on mep-synth: SFT, every RL variant, evaluation, leaderboard)")
+    p.add_argument("stage", choices=sorted([*STAGES, "merge"]), help="sft (stage 1), rl (stage 2), repro (the mini "
+                   "reproduction on mep-synth: SFT, every RL variant, evaluation, leaderboard) or merge (one "
+                   "leaderboard from those of separate repro runs over different seeds)")
     p.add_argument("--config", help="YAML config file or shipped preset name")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
-                   help="e.g. variant=papo perception.beta=0.01")
+                   help="e.g. variant=papo perception.beta=0.01; for merge: the leaderboard folders")
+    p.add_argument("--out", help="merge: the folder the merged leaderboard is written to (may be one of the inputs)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
 
@@ -48,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Parse, build the config, run the stage; config and training errors exit 2 and 1 with one clear line."""
     args = parser().parse_intermixed_args(argv)
+    if args.stage == "merge":
+        run_merge(args.overrides, args.out)
+        return
     try:
         path = resolve_config_path(args.config) if args.config else None
         config = load_config(STAGES[args.stage], path, args.overrides)
@@ -98,6 +104,20 @@ def run_repro(config: ReproConfig) -> None:
         sys.stderr.write(f"oppo-train repro: {exc}\n")
         raise SystemExit(1) from exc
     sys.stdout.write(f"leaderboard: {out}\n")
+
+
+def run_merge(folders: list[str], out: str | None) -> None:
+    """Merge leaderboards; a missing `--out` or boards that cannot be merged exit 2 with one line."""
+    from oppo_train.repro_merge import MergeError, merge_boards
+
+    try:
+        if not out:
+            raise MergeError("merge needs --out DIR")
+        written = merge_boards([Path(f) for f in folders], Path(out))
+    except MergeError as exc:
+        sys.stderr.write(f"oppo-train merge: {exc}\n")
+        raise SystemExit(2) from exc
+    sys.stdout.write(f"leaderboard: {written}\n")
 
 
 if __name__ == "__main__":

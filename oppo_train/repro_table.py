@@ -203,9 +203,9 @@ def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str,
         rows.append(SeedRow(ROW_NAMES.get(row, row), out))
     kind = next((c.get("ci_kind") for cells in summary.values() for c in cells.values() if c), None)
     notes = [f"Intervals: {kind}." if kind else "One seed: no interval.",
-             "PF@m = min((TPR + TNR-absent)/2, (TPR + Acc@m)/2): an all-no, all-yes or mask-detecting answer policy "
-             "scores 50. Grounded = cue recall with the modality minus recall with it masked; Claims = share of "
-             "answers written with the modality masked that claim a cue of it (lower is better)."]
+             ("PF@m = min((TPR + TNR-absent)/2, (TPR + Acc@m)/2): an all-no, all-yes or mask-detecting answer policy "
+              "scores 50. Grounded = cue recall with the modality minus recall with it masked; Claims = share of "
+              "answers written with the modality masked that claim a cue of it (lower is better).")]
     return SeedBoard("Mini OPPO reproduction on mep-synth", columns, rows, list(per_seed),
                      [(f"seed {seed}: its {len(per_seed[seed])} evaluations", href)
                       for seed, href in report_links.items()], notes + ([contrast_note(contrasts, alpha)] if contrasts
@@ -223,32 +223,47 @@ def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dic
     manifest = mep_synth_root(cache, eval_suite["n"], eval_suite["seed"]) / "manifest.jsonl"
     per_seed = {seed: {row: row_metrics(run, config.eval_task, manifest if manifest.is_file() else None)
                        for row, run in rows.items()} for seed, rows in runs.items()}
-    summary = summarise(per_seed)
-    primaries = tuple(PRIMARY_BY_KEY[key] for key in config.primary)
-    ran = next(iter(per_seed.values()))
-    pairs = [tuple(pair) for pair in config.contrasts]
-    contrasts = paired_contrasts(per_seed, [pair for pair in pairs if all(row in ran for row in pair)], primaries,
-                                 config.alpha)
-    missing = [" − ".join(pair) for pair in pairs if not all(row in ran for row in pair)]
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    from mepbench.results import git_state
-    from oppo_train.repro import CODE_DIR
+    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": writer_code(),
+                "machine": machine(), "wall_seconds": wall_seconds, "seed_seconds": seed_seconds(stages["seconds"]),
+                "stages": stages}
+    return write_board(Path(config.out_dir), per_seed, metadata)
 
-    metadata = {"config": to_dict(config), "eval_suite": eval_suite, "leaderboard_written_at": git_state(CODE_DIR),
-                "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                            "cpus": _cpu_count()},
-                "wall_seconds": wall_seconds, "seed_seconds": seed_seconds(stages["seconds"]), "stages": stages}
+
+def write_board(out: Path, per_seed: dict[int, dict[str, dict[str, Any]]], metadata: dict[str, Any]) -> Path:
+    """Summary and the pre-registered contrasts (from `metadata["config"]`) of per-seed row metrics, written as
+    results.json, table.md and site/index.html under `out`; returns `out`."""
+    config = metadata["config"]
+    summary = summarise(per_seed)
+    primaries = tuple(PRIMARY_BY_KEY[key] for key in config["primary"])
+    ran = next(iter(per_seed.values()))
+    pairs = [tuple(pair) for pair in config["contrasts"]]
+    contrasts = paired_contrasts(per_seed, [pair for pair in pairs if all(row in ran for row in pair)], primaries,
+                                 config["alpha"])
+    missing = [" − ".join(pair) for pair in pairs if not all(row in ran for row in pair)]
+    out.mkdir(parents=True, exist_ok=True)
     data = {"summary": summary, "contrasts": contrasts, "contrasts_not_run": missing,
             "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n\n## Pre-registered paired contrasts\n\n"
-                                  + contrast_markdown(contrasts, config.alpha)
+                                  + contrast_markdown(contrasts, config["alpha"])
                                   + (f"\n\nPre-registered contrasts not run (a row is missing): {', '.join(missing)}."
                                      if missing else "") + "\n")
     links = {seed: f"seed-{seed}/index.html" for seed in per_seed}
-    write_seed_board(seed_board(summary, per_seed, links, contrasts, config.alpha), out / "site" / "index.html")
+    write_seed_board(seed_board(summary, per_seed, links, contrasts, config["alpha"]), out / "site" / "index.html")
     return out
+
+
+def writer_code() -> dict[str, Any]:
+    """The commit (and dirty flag) of the code writing a leaderboard."""
+    from mepbench.results import git_state
+    from oppo_train.repro import CODE_DIR
+
+    return git_state(CODE_DIR)
+
+
+def machine() -> dict[str, Any]:
+    """The machine a leaderboard was written on."""
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpu_count()}
 
 
 def seed_seconds(stage_seconds: dict[str, float]) -> dict[str, float]:
