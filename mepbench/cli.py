@@ -129,7 +129,8 @@ def print_results(results: dict[str, Any]) -> None:
 def eval_cmd(
     model: str = typer.Option("tiny-omni", help="Model path, hub id, alias (tiny-omni) or replay file."),
     tasks: str = typer.Option("mep-synth", help="Comma-separated tasks or groups."),
-    backend: str = typer.Option("hf", help="Backend: hf, replay, or an installed plugin."),
+    backend: str = typer.Option("hf", help="Backend: hf, vllm, openai, replay, scripted (a deterministic stand-in "
+                                "model for testing tasks), or an installed plugin."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Backend option key=value (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="At most N samples per task."),
     variants: Optional[str] = typer.Option(None, help="Restrict variants, e.g. full,mask:video."),

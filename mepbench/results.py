@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from mepbench import strict_json
 from mepbench.media import file_hash
 from mepbench.runner import EvalConfig, RunOutput
 from mepbench.types import Request, Response, TextPart
@@ -53,7 +54,7 @@ def build_results(output: RunOutput, config: EvalConfig) -> dict[str, Any]:
     """The results.json document."""
     first = next((i.request for i in output.items if i.request is not None), None)
     return {
-        "mepbench_results_version": 1,
+        "mepbench_results_version": 2,  # 2: strict JSON, undefined metrics null and listed under `non_finite`
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": _config_dict(config),
         "metadata": {
@@ -124,11 +125,12 @@ def default_output_dir(config: EvalConfig) -> Path:
 
 
 def write_run(output: RunOutput, config: EvalConfig, directory: Path) -> dict[str, Any]:
-    """Write results.json and samples.parquet into `directory`; returns the results document."""
+    """Write results.json (strict JSON: see `mepbench.strict_json`) and samples.parquet into `directory`; returns the
+    results document as computed (undefined metrics NaN)."""
     directory.mkdir(parents=True, exist_ok=True)
     results = build_results(output, config)
     tmp = directory / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    tmp.write_text(strict_json.dumps(results, indent=2), encoding="utf-8")
     tmp.replace(directory / "results.json")
     sample_frame(output).to_parquet(directory / "samples.parquet", index=False)
     return results

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from mepbench import strict_json
 from mepbench.report.cells import Cell
 from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
 from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
@@ -243,7 +244,7 @@ def write_board(out: Path, per_seed: dict[int, dict[str, dict[str, Any]]], metad
     out.mkdir(parents=True, exist_ok=True)
     data = {"summary": summary, "contrasts": contrasts, "contrasts_not_run": missing,
             "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
-    (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (out / "results.json").write_text(strict_json.dumps(data, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n\n## Pre-registered paired contrasts\n\n"
                                   + contrast_markdown(contrasts, config["alpha"])
                                   + (f"\n\nPre-registered contrasts not run (a row is missing): {', '.join(missing)}."

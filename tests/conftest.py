@@ -1,15 +1,14 @@
-"""Shared fixtures: the released-data fixtures folder, a session cache dir, and a scripted backend."""
+"""Shared fixtures: the released-data fixtures folder, a session cache dir, a scripted backend (the package's), and
+the strict-JSON check of every results.json a test writes."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
-from mepbench.backends.base import Capabilities
-from mepbench.types import Request, Response
+from mepbench.backends.scripted import ScriptedBackend
 
 SHARED = Path(os.environ.get("MEPBENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -35,38 +34,26 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mepbench-cache")
 
 
-class ScriptedBackend:
-    """A deterministic fake model for testing the layers above backends: answers from a content hash
-    (or a fixed answer), counts every request it is asked, and can fail chosen sample ids."""
-
-    name = "scripted"
-
-    def __init__(self, answer: str | None = None, fail_ids: frozenset[str] = frozenset(),
-                 capabilities: Capabilities = Capabilities(feature_masking=True)):
-        self.answer, self.fail_ids, self.capabilities = answer, fail_ids, capabilities
-        self.asked: list[Request] = []
-
-    def fingerprint(self) -> str:
-        return f"scripted:{self.answer}"
-
-    def describe(self) -> dict[str, object]:
-        return {"backend": self.name}
-
-    def generate(self, requests: list[Request]) -> list[Response]:
-        self.asked.extend(requests)
-        out = []
-        for r in requests:
-            if r.sample_id in self.fail_ids:
-                out.append(Response(error=f"scripted failure for {r.sample_id}"))
-                continue
-            labels = ["happy", "sad", "angry", "surprised", "fearful", "neutral"]
-            digest = int(hashlib.sha256(f"{r.sample_id}/{r.variant}".encode()).hexdigest(), 16)
-            text = self.answer or f"<think>cues</think><answer>{labels[digest % len(labels)]}</answer>"
-            out.append(Response(text=text, completion_tokens=5))
-        return out
-
-
 @pytest.fixture
 def scripted() -> ScriptedBackend:
     """A fresh scripted backend."""
     return ScriptedBackend()
+
+
+def _reject_constant(token: str) -> None:
+    raise ValueError(f"bare {token} is not JSON")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_files_are_strict_json(tmp_path_factory: pytest.TempPathFactory):
+    """After the session, every results.json any test wrote under pytest's temporary folders must load with a strict
+    JSON reader (bare NaN or Infinity is not JSON); a malformed file a test wrote on purpose is not this check's."""
+    yield
+    import json
+
+    for path in sorted(tmp_path_factory.getbasetemp().rglob("results.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            if "is not JSON" in str(exc):
+                pytest.fail(f"{path} is not strict JSON: {exc}")

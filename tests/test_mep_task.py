@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from conftest import ScriptedBackend
 from helpers import copy_builtin_spec
 from mepbench.backends.base import Capabilities
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.masking import MaskMode
 from mepbench.runner import EvalConfig, run_eval
 from mepbench.synth.cues import AUDIO_PROFILES, SUBTITLES, VISUAL_PROFILES

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ScriptedBackend, shared_fixture
+from conftest import shared_fixture
 from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.runner import EvalConfig, make_context, run_eval
 from mepbench.scoring.openset import OPENSET_PROMPT, SENTIMENT_PROMPT
 from mepbench.synth import generate_suite

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from conftest import ScriptedBackend, shared_fixture
+from conftest import shared_fixture
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.judges import BUDGET_EXHAUSTED, JudgeLedger, judge_scope, metered
 from mepbench.scoring import mme as S
 from mepbench.types import Message, Request, Response, TextPart

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ScriptedBackend, shared_fixture
+from conftest import shared_fixture
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.judges import JudgeLedger, metered
 from mepbench.masking import FULL, MaskMode
 from mepbench.runner import EvalConfig, make_context, run_eval

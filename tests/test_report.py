@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import ScriptedBackend, shared_fixture
+from conftest import shared_fixture
 from helpers import copy_builtin_spec
 from typer.testing import CliRunner
 
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.report import ReportOptions, build_boards, build_report, load_references, load_runs
 from mepbench.report.cells import Cell
 from mepbench.report.charts import bar_chart, confusion_from_pairs

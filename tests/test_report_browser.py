@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, ScriptedBackend, shared_fixture, unavailable
+from conftest import SHARED, shared_fixture, unavailable
 from test_report import PAYLOAD, TASK, mer_run, scripted_run
 
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.report import ReportOptions, build_report
 from mepbench.report.cells import Cell
 from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board

@@ -7,11 +7,11 @@ import pytest
 import yaml
 
 from helpers import broken_dataset, copy_builtin_spec, write_spec
+from mepbench.backends.scripted import ScriptedBackend
 from mepbench.masking import MaskMode
 from mepbench.results import read_run, write_run
 from mepbench.runner import EvalConfig, RunFailed, run_eval
 from mepbench.backends.base import Capabilities
-from conftest import ScriptedBackend
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_results_files_hold_metrics_metadata_and_one_row_per_cell(tmp_path, brok
     results, frame = read_run(tmp_path / "run")
     assert len(frame) == 9 * 4 and frame["error"].notna().sum() == 2 * 4
     meta = results["metadata"]
-    assert meta["seed"] == 3 and meta["mask_mode"] == {"broken": "drop"} and meta["model_fingerprint"] == "scripted:None"
+    assert meta["seed"] == 3 and meta["mask_mode"] == {"broken": "drop"} and meta["model_fingerprint"] == ScriptedBackend().fingerprint()
     assert "torch" in meta["packages"] and meta["task_fingerprints"]["broken"]
     full = results["tasks"]["broken"]["variants"]["full"]["metrics"]["accuracy"]
     assert full["ci_low"] <= full["value"] <= full["ci_high"]

@@ -12,6 +12,7 @@ BUILTIN: dict[str, str] = {
     "hf": "mepbench.backends.hf:HFBackend",
     "openai": "mepbench.backends.openai:OpenAIBackend",
     "replay": "mepbench.backends.replay:ReplayBackend",
+    "scripted": "mepbench.backends.scripted:ScriptedBackend",
     "vllm": "mepbench.backends.vllm:VLLMBackend",
 }
 
