@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mepbench.synth.cues import EMOTIONS, VISUAL_CUES, shown_emotion
+from mepbench.scoring.vocabulary import VISUAL_CUES
+from mepbench.synth.cues import EMOTIONS, shown_emotion
 from mepbench.types import Sample, VideoPart
 
 PIXEL_SIDE = 28  # the pixel reference: grey frames averaged over time, area-downsampled to 28 x 28

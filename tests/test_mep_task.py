@@ -11,7 +11,8 @@ from mepbench.backends.base import Capabilities
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.masking import MaskMode
 from mepbench.runner import EvalConfig, run_eval
-from mepbench.synth.cues import AUDIO_PROFILES, SUBTITLES, VISUAL_PROFILES
+from mepbench.scoring.vocabulary import SUBTITLES
+from mepbench.synth.cues import AUDIO_PROFILES, VISUAL_PROFILES
 from mepbench.types import Modality, Request, Response, TextPart
 
 PROBE = re.compile(r"Does the (video show|audio contain) (.+?)\?")

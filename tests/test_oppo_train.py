@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
+from mepbench.scoring.vocabulary import AUDIO_CUES, VISUAL_CUES
 from oppo_train.config import RLConfig, SFTConfig, load_config
 from oppo_train.engine import TrainingError
 from oppo_train.metrics import read_metrics

@@ -18,7 +18,8 @@ from mepbench.scoring import (
     parse_cue_json,
     reasoning_text,
 )
-from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES, reasoning, sample_clip
+from mepbench.scoring.vocabulary import AUDIO_CUES, VISUAL_CUES
+from mepbench.synth.cues import reasoning, sample_clip
 from mepbench.types import Request, Response
 
 from helpers import FakeEmbedder, real_embedder

@@ -43,6 +43,7 @@ def test_the_check_this_suite_applies_rejects_bare_nan():
 
 def test_a_run_with_an_undefined_metric_writes_null_and_its_pointer(tmp_path):
     from helpers import copy_builtin_spec
+
     from mepbench.backends.scripted import ScriptedBackend
     from mepbench.results import read_run, write_run
     from mepbench.runner import EvalConfig, run_eval

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mepbench.scoring.vocabulary import AUDIO_CUES, SUBTITLES, VISUAL_CUES
 from mepbench.synth import EMOTIONS, SUITE_VERSION, generate_suite
-from mepbench.synth.cues import (AUDIO_CUES, AUDIO_PROFILES, MODALITIES, NEUTRAL_SUBTITLES, SUBTITLES,
-                                 VISUAL_CUES, VISUAL_PROFILES, decided_by, reasoning, sample_clip)
+from mepbench.synth.cues import (AUDIO_PROFILES, MODALITIES, NEUTRAL_SUBTITLES, VISUAL_PROFILES, decided_by,
+                                 reasoning, sample_clip)
 from mepbench.synth.faces import N_FRAMES, SIZE, face_layout, random_style, render_face, render_frames
 from mepbench.synth.suite import clip_rngs
 from mepbench.synth.voice import DURATION_S, SAMPLE_RATE, render_voice

@@ -111,7 +111,7 @@ def test_repro_size_is_wider_and_keeps_the_tokenizer(tiny_dir, tmp_path):
 def test_tokenizer_knows_the_mep_synth_vocabulary(tiny_dir):
     from transformers import AutoTokenizer
 
-    from mepbench.synth.cues import AUDIO_CUES, VISUAL_CUES
+    from mepbench.scoring.vocabulary import AUDIO_CUES, VISUAL_CUES
 
     tok = AutoTokenizer.from_pretrained(tiny_dir, local_files_only=True)
     assert all(len(tok(" " + cue).input_ids) <= 3 for cue in VISUAL_CUES + AUDIO_CUES)

@@ -91,10 +91,11 @@ def _synth_lines(n: int = 300) -> list[str]:
     """mep-synth's vocabulary: its cues, subtitles and the reference reasoning of `n` drawn clips."""
     import numpy as np
 
+    from mepbench.scoring import vocabulary
     from mepbench.synth import cues
 
-    lines = [", ".join(cues.VISUAL_CUES), ", ".join(cues.AUDIO_CUES), *cues.NEUTRAL_SUBTITLES,
-             *(text for pairs in cues.SUBTITLES.values() for text, _ in pairs)]
+    lines = [", ".join(vocabulary.VISUAL_CUES), ", ".join(vocabulary.AUDIO_CUES), *cues.NEUTRAL_SUBTITLES,
+             *(text for pairs in vocabulary.SUBTITLES.values() for text, _ in pairs)]
     rng = np.random.default_rng(12345)
     return lines + [cues.reasoning(cues.sample_clip(rng)) for _ in range(n)]
 

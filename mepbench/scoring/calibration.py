@@ -29,7 +29,7 @@ Pair = tuple[str, str]
 def calibration_pairs() -> tuple[list[Pair], list[Pair]]:
     """(positives, negatives) from mep-synth's cue vocabulary and the lexicon's paraphrases of each cue."""
     from mepbench.scoring.cues import DEFAULT_LEXICON
-    from mepbench.synth.cues import VOCABULARY
+    from mepbench.scoring.vocabulary import VOCABULARY
 
     positives, negatives = [], []
     for modality, vocabulary in VOCABULARY.items():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mepbench.backends.base import Backend
-from mepbench.synth.cues import AUDIO_CUES, SUBTITLES, VISUAL_CUES
+from mepbench.scoring.vocabulary import AUDIO_CUES, SUBTITLES, VISUAL_CUES
 from mepbench.types import GenerationParams, Message, Modality, Request, Response, TextPart
 
 MODALITY_KEYS = tuple(m.value for m in Modality)

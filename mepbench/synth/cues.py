@@ -1,4 +1,5 @@
-"""Generative model of the mep-synth suite: emotions, per-modality cue vocabularies, subtitles and reasoning.
+"""Generative model of the mep-synth suite: emotions, cue profiles, neutral subtitles and reasoning (the cue names and
+emotional subtitles are `mepbench.scoring.vocabulary`).
 
 A clip is drawn in two steps: a label (uniform over EMOTIONS), then per modality a condition
 (agree / missing / conflict) that decides whose cues that modality shows. The reference cues are exactly
@@ -14,16 +15,13 @@ from typing import TypeVar
 
 import numpy as np
 
+from mepbench.scoring.vocabulary import SUBTITLES, VOCABULARY
+
 T = TypeVar("T")
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "fearful", "neutral")
 MODALITIES = ("video", "audio", "text")
 CONDITIONS = ("agree", "missing", "conflict")
-
-VISUAL_CUES = ("smiling mouth", "frowning mouth", "open mouth", "raised eyebrows", "furrowed brows",
-               "wide eyes", "tears")
-AUDIO_CUES = ("high pitch", "low pitch", "loud voice", "soft voice", "fast speech", "slow speech",
-              "trembling voice", "sigh")
 
 CONDITION_PROBS = {"agree": 0.45, "missing": 0.4, "conflict": 0.15}
 NEUTRAL_CONDITION_PROBS = {"agree": 0.85, "conflict": 0.15}
@@ -62,45 +60,6 @@ AUDIO_PROFILES: dict[str, CueProfile] = {
     "surprised": CueProfile(("high pitch", "loud voice")),
     "fearful": CueProfile(("high pitch", "soft voice", "trembling voice")),
     "neutral": CueProfile(()),
-}
-
-# (subtitle, text cue): the cue is the phrase of the sentence that carries the emotion.
-SUBTITLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "happy": (
-        ("I just got the job, I can't believe it!", "got the job"),
-        ("We won the final, this is the best day ever!", "best day ever"),
-        ("You remembered my birthday, thank you so much!", "thank you so much"),
-        ("Finally on holiday, I love this place!", "I love this place"),
-        ("She said yes, we're getting married!", "getting married"),
-    ),
-    "sad": (
-        ("I miss her so much, nothing feels the same.", "miss her so much"),
-        ("He passed away last night.", "passed away"),
-        ("I failed the exam again, I'm so tired of trying.", "failed the exam"),
-        ("Nobody came to my party.", "nobody came"),
-        ("I have to say goodbye to this house forever.", "say goodbye"),
-    ),
-    "angry": (
-        ("How dare you read my messages!", "how dare you"),
-        ("I told you a hundred times, stop touching my things!", "stop touching my things"),
-        ("You lied to me again!", "lied to me"),
-        ("Get out of my office right now!", "get out of my office"),
-        ("This is completely unacceptable!", "completely unacceptable"),
-    ),
-    "surprised": (
-        ("Wait, you're here? I thought you were in Paris!", "you're here"),
-        ("No way, you built this yourself?", "no way"),
-        ("What? The whole team already knew?", "already knew"),
-        ("I never expected to see you again!", "never expected"),
-        ("Wow, the results are out already?", "wow"),
-    ),
-    "fearful": (
-        ("Did you hear that? Someone is inside the house.", "someone is inside the house"),
-        ("Please don't leave me alone in the dark.", "alone in the dark"),
-        ("The brakes aren't working, we're going to crash!", "going to crash"),
-        ("I think someone is following me.", "someone is following me"),
-        ("What if they find us here?", "what if they find us"),
-    ),
 }
 
 NEUTRAL_SUBTITLES = (
@@ -174,7 +133,6 @@ def sample_clip(rng: np.random.Generator) -> ClipSpec:
     return ClipSpec(label, conditions, conflict, cues, subtitle)
 
 
-VOCABULARY = {"video": VISUAL_CUES, "audio": AUDIO_CUES}
 PROFILES = {"video": VISUAL_PROFILES, "audio": AUDIO_PROFILES}
 
 
