@@ -21,8 +21,7 @@ from mepbench.scoring.cues import canonical_key
 from mepbench.scoring.mer_metrics import parse_openset
 from mepbench.tasks.base import TaskContext
 from mepbench.tasks.loaders import load_mep_synth
-from mepbench.tasks.registry import builtin_spec_dir
-from mepbench.tasks.spec import SpecTask, make_spec_task, read_spec
+from mepbench.tasks.spec import SpecTask, builtin_spec_dir, make_spec_task, read_spec
 from mepbench.types import Request, Sample
 from oppo_train.config import DataConfig
 

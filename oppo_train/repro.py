@@ -91,8 +91,7 @@ class Experiment:
     """Runs the stages of every seed and writes the leaderboard."""
 
     def __init__(self, config: ReproConfig, log: Any = sys.stderr):
-        from mepbench.tasks.registry import builtin_spec_dir
-        from mepbench.tasks.spec import read_spec
+        from mepbench.tasks.spec import builtin_spec_dir, read_spec
 
         self.config, self.log = config, log
         self.work = Path(config.work_dir)

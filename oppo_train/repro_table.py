@@ -257,9 +257,8 @@ def write_board(out: Path, per_seed: dict[int, dict[str, dict[str, Any]]], metad
 def writer_code() -> dict[str, Any]:
     """The commit (and dirty flag) of the code writing a leaderboard."""
     from mepbench.results import git_state
-    from oppo_train.repro import CODE_DIR
 
-    return git_state(CODE_DIR)
+    return git_state(Path(__file__).parent)
 
 
 def machine() -> dict[str, Any]:

@@ -49,7 +49,7 @@ def broken_dataset(root: Path, n_good: int = 6) -> Path:
 def copy_builtin_spec(folder: Path, name: str, n: int, mep: bool = False) -> Path:
     """The built-in mep-synth spec renamed to `name` with a smaller suite, for fast end-to-end runs; unless
     `mep`, reduced to a plain classification task (no probes, four variants, drop masks)."""
-    from mepbench.tasks.registry import builtin_spec_dir
+    from mepbench.tasks.spec import builtin_spec_dir
 
     spec = yaml.safe_load((builtin_spec_dir() / "mep-synth.yaml").read_text())
     spec["task"] = name

@@ -1,9 +1,12 @@
-"""Layering rules checked on a fresh interpreter: what importing a layer must not drag in."""
+"""Layering rules: what importing a layer must not drag in (checked on a fresh interpreter), and no import cycle
+between modules of either package (checked on the source, function-level imports included)."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 
 def loaded_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
@@ -26,3 +29,67 @@ def test_the_generator_reads_its_vocabulary_from_scoring():
 
     assert cues.VOCABULARY is vocabulary.VOCABULARY and cues.SUBTITLES is vocabulary.SUBTITLES
     assert set(vocabulary.SUBTITLES) == set(cues.EMOTIONS) - {"neutral"}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted name → file of every module of the two packages (a package is its `__init__`)."""
+    out = {}
+    for package in ("mepbench", "oppo_train"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the modules of the two packages it imports anywhere in its body (function-level imports too)."""
+    files = module_files()
+    graph = {}
+    for name, path in files.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                            for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (each holds an import cycle)."""
+    order, low, stack, found, counter = {}, {}, [], [], iter(range(len(graph)))
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = next(counter)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in order:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], order[target])
+        if low[node] == order[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return found
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_of_either_package_is_part_of_an_import_cycle():
+    assert cycles(import_graph()) == []

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from importlib.resources import files
 from pathlib import Path
 
 from mepbench.tasks.base import Task, TaskContext
-from mepbench.tasks.spec import SpecError, make_spec_task, read_spec
+from mepbench.tasks.spec import SpecError, builtin_spec_dir, make_spec_task, read_spec
 
 
 @dataclass(frozen=True)
@@ -19,11 +18,6 @@ class Group:
     name: str
     tasks: tuple[str, ...]
     description: str = ""
-
-
-def builtin_spec_dir() -> Path:
-    """The folder of specs shipped with the package (the repository's top-level `tasks/`)."""
-    return Path(str(files("mepbench._specs")))
 
 
 class TaskRegistry:

@@ -11,6 +11,7 @@ import copy
 import hashlib
 from dataclasses import fields
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ from mepbench.types import GenerationParams, Message, Request, Sample, TextPart
 
 TASK_KEYS = {"task", "description", "dataset", "prompt", "labels", "synonyms", "metrics", "primary_metric",
              "variants", "generation", "mask_mode", "tags", "class", "scoring"}
+
+
+def builtin_spec_dir() -> Path:
+    """The folder of specs shipped with the package (the repository's top-level `tasks/`)."""
+    return Path(str(files("mepbench._specs")))
 
 
 class SpecError(ValueError):
@@ -77,8 +83,6 @@ class SpecTask(Task):
         self.params = GenerationParams(**gen)
         prompt = spec["prompt"]
         self.media = tuple(prompt.get("media", ("video", "audio")))
-        from mepbench.tasks.registry import builtin_spec_dir
-
         search = [str(base), str(base / "templates"), str(builtin_spec_dir() / "templates")]
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(search),
                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
