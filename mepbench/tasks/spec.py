@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from dataclasses import fields
 from functools import lru_cache
 from importlib.resources import files
@@ -36,18 +37,13 @@ class SpecError(ValueError):
     """A malformed task spec; the message names the file and key."""
 
 
+INCLUDE_DEPTH = 8  # includes of includes, at most
+
+
 def read_spec(path: Path) -> dict[str, Any]:
-    """Parse and validate the top-level keys of a spec file (parsed once per file version)."""
-    return copy.deepcopy(_read_spec(path, path.stat().st_mtime_ns))
-
-
-@lru_cache(maxsize=512)
-def _read_spec(path: Path, mtime_ns: int) -> dict[str, Any]:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: invalid YAML ({exc})") from exc
-    if not isinstance(spec, dict) or not ({"task", "group"} & spec.keys()):
+    """Parse a spec file with its `include:` files merged in, and validate the top-level keys."""
+    spec = _with_includes(path, _parse(path), path.parent.resolve(), (path.resolve(),))
+    if not ({"task", "group"} & spec.keys()):
         raise SpecError(f"{path}: a spec needs a 'task' or 'group' key")
     if "task" in spec:
         unknown = set(spec) - TASK_KEYS
@@ -57,6 +53,55 @@ def _read_spec(path: Path, mtime_ns: int) -> dict[str, Any]:
             if key not in spec:
                 raise SpecError(f"{path}: task {spec['task']!r} is missing {key!r}")
     return spec
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """One YAML mapping from a file (parsed once per file version; the caller gets its own copy)."""
+    return copy.deepcopy(_parse_version(path, path.stat().st_mtime_ns))
+
+
+@lru_cache(maxsize=512)
+def _parse_version(path: Path, mtime_ns: int) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec file must hold a mapping of keys")
+    return data
+
+
+def _with_includes(path: Path, spec: dict[str, Any], root: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """`spec` over the files its `include:` names (one name or a list, relative to `path`, merged in order, the spec's
+    own keys last); every included file must lie inside `root`, the including spec's folder."""
+    names = spec.pop("include", None)
+    if names is None:
+        return spec
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise SpecError(f"{path}: include must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for name in names:
+        target = (path.parent / name).resolve()
+        if not target.is_relative_to(root):
+            raise SpecError(f"{path}: include {name!r} lies outside the spec folder {root}")
+        if target in chain:
+            raise SpecError(f"{path}: include {name!r} includes itself ({' -> '.join(p.name for p in chain)})")
+        if len(chain) > INCLUDE_DEPTH:
+            raise SpecError(f"{path}: includes nest deeper than {INCLUDE_DEPTH}")
+        if not target.is_file():
+            raise SpecError(f"{path}: include {name!r} not found")
+        merged = merge_specs(merged, _with_includes(target, _parse(target), root, (*chain, target)))
+    return merge_specs(merged, spec)
+
+
+def merge_specs(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`: mappings merge key by key, any other value (lists too) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (merge_specs(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
 
 
 class SpecTask(Task):
@@ -95,8 +140,10 @@ class SpecTask(Task):
                                   for role, t in self._templates.items()}
 
     def fingerprint(self) -> str:
-        """Hash of the spec and the template sources, so a prompt edit is a visible change."""
-        blob = repr((super().fingerprint(), sorted(self._template_sources.items()), repr(self.spec)))
+        """Hash of the resolved spec (its keys in any order, wherever `include:` brought them from) and the template
+        sources, so a prompt edit is a visible change."""
+        blob = repr((super().fingerprint(), sorted(self._template_sources.items()),
+                     json.dumps(self.spec, sort_keys=True, default=str)))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def scoring_settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
