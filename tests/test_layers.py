@@ -93,3 +93,23 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 def test_no_module_of_either_package_is_part_of_an_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def test_every_builtin_loader_is_found_by_name_in_a_fresh_interpreter():
+    from mepbench.tasks.loaders import BUILTIN_LOADERS
+
+    code = ("from mepbench.tasks.loaders import BUILTIN_LOADERS, get_loader; "
+            "print(' '.join(f'{n}={get_loader(n).__module__}:{get_loader(n).__name__}' for n in BUILTIN_LOADERS))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split() == [f"{name}={target}" for name, target in BUILTIN_LOADERS.items()]
+
+
+def test_builtin_loaders_and_task_classes_are_listed_in_one_place_each():
+    registering = [name for name, path in module_files().items()
+                   if name != "mepbench.tasks.loaders" and "register_loader(" in path.read_text(encoding="utf-8")]
+    assert registering == []  # no built-in loader registers itself by import side effect
+    from mepbench.tasks.spec import BUILTIN_CLASSES, SpecTask, _task_class
+
+    for name in BUILTIN_CLASSES:
+        assert issubclass(_task_class(name, Path("x.yaml")), SpecTask)
+    assert _task_class("mepbench.tasks.mep:MEPTask", Path("x.yaml")) is _task_class("mep", Path("x.yaml"))

@@ -76,3 +76,12 @@ def test_missing_template_and_missing_keys_are_named(tmp_path):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"task": "b", "labels": ["x"]}))
     with pytest.raises(SpecError, match="b.yaml: task 'b' is missing 'dataset'"):
         TaskRegistry((tmp_path,))
+
+
+def test_a_task_class_must_be_built_in_or_module_colon_class(tmp_path):
+    specs = copy_builtin_spec(tmp_path, "t", 2)
+    spec = yaml.safe_load((specs / "t.yaml").read_text())
+    (specs / "t.yaml").write_text(yaml.safe_dump({**spec, "class": "mep_bench"}))
+    with pytest.raises(SpecError, match=r"t.yaml: task class 'mep_bench' is neither built in \(mep, mer, mme\) nor "
+                                        "module:Class"):
+        TaskRegistry((specs,))

@@ -2,7 +2,6 @@
 
 from mepbench.tasks.base import LoadResult, Task, TaskContext
 from mepbench.tasks.loaders import register_loader
-from mepbench.tasks import mep_bench as _mep_bench  # noqa: F401  (registers the mep-bench loader)
 from mepbench.tasks.registry import Group, TaskRegistry
 
 __all__ = ["Group", "LoadResult", "Task", "TaskContext", "TaskRegistry", "register_loader"]

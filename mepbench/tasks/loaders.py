@@ -1,4 +1,5 @@
-"""Dataset loaders named by task specs: `manifest` (JSONL/CSV of clips) and `mep-synth` (generated suite).
+"""Dataset loaders named by task specs: `manifest` (JSONL/CSV of clips), `mep-synth` (generated suite) and, listed
+in BUILTIN_LOADERS and imported when first named, the benchmark loaders beside their tasks.
 
 Tables are read with `datasets` (local files; media columns stay paths and are decoded by
 `mepbench.media`). Every row is validated; a bad row becomes a SampleError naming file, sample, field.
@@ -6,6 +7,7 @@ Tables are read with `datasets` (local files; media columns stay paths and are d
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
@@ -14,11 +16,20 @@ from mepbench.tasks.base import LoadResult, TaskContext
 from mepbench.types import Sample, SampleError
 
 Loader = Callable[..., LoadResult]
+# The one list of the built-in loaders (name → module:function), imported lazily; `register_loader` adds others at
+# run time and the `mepbench.loaders` entry-point group adds installed ones.
+BUILTIN_LOADERS: dict[str, str] = {
+    "manifest": "mepbench.tasks.loaders:load_manifest",
+    "mep-synth": "mepbench.tasks.loaders:load_mep_synth",
+    "mep-bench": "mepbench.tasks.mep_bench:load_mep_bench",
+    "affectgpt": "mepbench.tasks.mer:load_affectgpt",
+    "mme-emotion": "mepbench.tasks.mme_data:load_mme_emotion",
+}
 _LOADERS: dict[str, Loader] = {}
 
 
 def register_loader(name: str) -> Callable[[Loader], Loader]:
-    """Decorator registering a loader under `name`."""
+    """Decorator registering a loader under `name` (for loaders defined at run time, e.g. in a test)."""
     def wrap(fn: Loader) -> Loader:
         _LOADERS[name] = fn
         return fn
@@ -26,14 +37,17 @@ def register_loader(name: str) -> Callable[[Loader], Loader]:
 
 
 def get_loader(name: str) -> Loader:
-    """A registered loader, or one from the `mepbench.loaders` entry-point group."""
-    if name not in _LOADERS:
-        for ep in entry_points(group="mepbench.loaders"):
-            if ep.name == name:
-                _LOADERS[name] = ep.load()
-    if name not in _LOADERS:
-        raise KeyError(f"unknown dataset loader {name!r}; known: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[name]
+    """A loader registered at run time, built in, or from the `mepbench.loaders` entry-point group."""
+    if name in _LOADERS:
+        return _LOADERS[name]
+    if name in BUILTIN_LOADERS:
+        module, _, attr = BUILTIN_LOADERS[name].partition(":")
+        return getattr(import_module(module), attr)
+    installed = [ep for ep in entry_points(group="mepbench.loaders") if ep.name == name]
+    if not installed:
+        known = {*_LOADERS, *BUILTIN_LOADERS, *(ep.name for ep in entry_points(group="mepbench.loaders"))}
+        raise KeyError(f"unknown dataset loader {name!r}; known: {', '.join(sorted(known))}")
+    return installed[0].load()
 
 
 def _read_table(path: Path, cache_dir: Path) -> list[dict[str, Any]]:
@@ -71,7 +85,6 @@ def _cue_lists(row: dict[str, Any], key: str, sid: str, source: Path) -> dict[st
     return {k: list(v or []) for k, v in value.items()}
 
 
-@register_loader("manifest")
 def load_manifest(context: TaskContext, path: str, require: tuple[str, ...] = (), limit: int | None = None,
                   **_: Any) -> LoadResult:
     """Clips listed in a JSONL/CSV file (columns id, video, audio, subtitle, label, reasoning, cues);
@@ -103,7 +116,6 @@ def mep_synth_root(cache_dir: Path, n: int, seed: int) -> Path:
     return Path(cache_dir) / "data" / f"mep-synth-v{SUITE_VERSION}-n{n}-s{seed}"
 
 
-@register_loader("mep-synth")
 def load_mep_synth(context: TaskContext, n: int = 200, seed: int = 0, limit: int | None = None,
                    **_: Any) -> LoadResult:
     """The built-in synthetic suite, generated into the cache on first use (deterministic from seed)."""

@@ -28,7 +28,7 @@ from mepbench.media import file_hash
 from mepbench.scoring.cues import MODALITY_KEYS, CueExtractor, ExtractionResult
 from mepbench.scoring.embedding import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mepbench.tasks.base import LoadResult, TaskContext
-from mepbench.tasks.loaders import load_manifest, register_loader
+from mepbench.tasks.loaders import load_manifest
 
 BUILD_VERSION = 2  # 2: absent-cue negatives per clip
 FROZEN_DIR = "mep-bench"
@@ -166,7 +166,6 @@ def build_mep_bench(data_root: Path, extractor: CueExtractor, extractor_id: str,
     return build
 
 
-@register_loader("mep-bench")
 def load_mep_bench(context: TaskContext, limit: int | None = None, **_: Any) -> LoadResult:
     """The frozen benchmark under `--data-root` (written by `mepbench build mep-bench`)."""
     if context.data_root is None:

@@ -16,7 +16,6 @@ from mepbench.scoring.mer_metrics import score_checkpoint
 from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
 from mepbench.scoring.wheel import load_wheels
 from mepbench.tasks.base import LoadResult, TaskContext
-from mepbench.tasks.loaders import register_loader
 from mepbench.tasks.mer_data import MerDataset, load_labels, resolve_dataset
 from mepbench.tasks.spec import SpecError, SpecTask
 from mepbench.types import Sample
@@ -70,7 +69,6 @@ def _samples(data_root: Path, name: str, allow_pickle: bool, media_required: boo
     return tuple(samples)
 
 
-@register_loader("affectgpt")
 def load_affectgpt(context: TaskContext, name: str, limit: int | None = None, **_: Any) -> LoadResult:
     """One dataset in AffectGPT's processed layout under `--data-root`: labels (required), transcripts and
     media. Missing media stay as paths (a per-sample error names them) unless the backend needs none."""

@@ -24,7 +24,6 @@ from typing import Any
 from mepbench.media import MediaError, file_hash
 from mepbench.scoring.mme import RULES, MMERule
 from mepbench.tasks.base import LoadResult, TaskContext
-from mepbench.tasks.loaders import register_loader
 from mepbench.types import Sample, SampleError
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv")
@@ -119,7 +118,6 @@ def _sample(entry: Any, rule: MMERule, clues: dict[str, str], source: Path, root
                             "audio_clue": clues[vid], "corpus": vid.split("/", 1)[0]})
 
 
-@register_loader("mme-emotion")
 def load_mme_emotion(context: TaskContext, task: str, limit: int | None = None, **_: Any) -> LoadResult:
     """One MME-Emotion task: every question entry with its audio clue and clip; a bad entry becomes a
     SampleError naming file, clip and field. Missing clips stay as paths (the run reports them) unless the

@@ -183,12 +183,20 @@ class SpecTask(Task):
         return Request(tuple(messages), params, view.zero_features, sample.id, variant.name)
 
 
+# The built-in task classes a spec's `class:` may name (anything else is `module:Class`), imported when first used.
+BUILTIN_CLASSES = {"mep": "mepbench.tasks.mep:MEPTask", "mer": "mepbench.tasks.mer:MERTask",
+                   "mme": "mepbench.tasks.mme:MMETask"}
+
+
 def _task_class(name: str | None, path: Path) -> type[SpecTask]:
     if name is None:
         return SpecTask
     from importlib import import_module
 
-    module, _, attr = (name if ":" in name else f"mepbench.tasks.{name}:{name.upper()}Task").partition(":")
+    if not isinstance(name, str) or (":" not in name and name not in BUILTIN_CLASSES):
+        raise SpecError(f"{path}: task class {name!r} is neither built in ({', '.join(sorted(BUILTIN_CLASSES))}) "
+                        "nor module:Class")
+    module, _, attr = BUILTIN_CLASSES.get(name, name).partition(":")
     try:
         cls = getattr(import_module(module), attr)
     except (ImportError, AttributeError) as exc:
@@ -199,7 +207,8 @@ def _task_class(name: str | None, path: Path) -> type[SpecTask]:
 
 
 def make_spec_task(spec: dict[str, Any], path: Path) -> type[SpecTask]:
-    """A subclass of the spec's `class` (default SpecTask; `mep` or `module:Class`) bound to one spec."""
+    """A subclass of the spec's `class` (default SpecTask; a BUILTIN_CLASSES name or `module:Class`) bound to one
+    spec."""
     base = _task_class(spec.get("class"), path)
     return type(f"{base.__name__}_{spec['task']}", (base,), {"spec": spec, "spec_path": path, "name": spec["task"],
                                                              "description": spec.get("description", "")})
