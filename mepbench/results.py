@@ -100,7 +100,7 @@ def sample_frame(output: RunOutput) -> "Any":
         response: Response | None = row["response"]
         extra = {k: v for k, v in row.items() if k not in ("request", "response", "sample")}
         records.append({
-            **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "item", "mask_mode", "request_key",
+            **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "item", "kind", "mask_mode", "request_key",
                                           "error", "cached")},
             "target": json.dumps(target) if (target := extra.pop("target")) else None,
             "label": json.dumps(extra.pop("label")),

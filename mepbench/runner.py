@@ -19,7 +19,7 @@ from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.models import resolve_alias
 from mepbench.tasks import Task, TaskContext, TaskRegistry
-from mepbench.tasks.base import Cell
+from mepbench.tasks.base import Cell, item_kind
 from mepbench.types import Modality, Request, Response, Sample, TextPart
 
 MEDIA_COST = {"video": 8.0, "audio": 2.0, "image": 1.0}
@@ -269,6 +269,7 @@ def base_row(item: WorkItem, mode: MaskMode) -> dict[str, Any]:
     """One samples.parquet row before scoring: identity, target, request, response and error."""
     modes = applied_modes(Variant.parse(item.variant), mode)
     return {"task": item.task, "sample_id": item.sample_id, "variant": item.variant, "item": item.item,
+            "kind": item_kind(item.item),
             "mask_mode": ",".join(f"{m}:{how}" for m, how in modes.items()) or None, "request_key": item.key,
             "label": item.sample.label if item.sample else None, "target": item.target, "error": item.error,
             "cached": item.cached, "sample": item.sample, "request": item.request, "response": item.response}

@@ -77,6 +77,8 @@ def test_default_run_prints_table_and_writes_results(default_run):
     assert len(frame) == stats["requests"] and frame["error"].isna().all() and (frame["completion_tokens"] > 0).all()
     assert frame["item"].str.startswith("probe:").sum() == frame["item"].str.startswith("control:").sum() > 0
     assert frame["item"].str.startswith("negative:").sum() == 800  # 2 absent cues per clip and modality
+    assert ((frame["kind"] == "main") == (frame["item"] == "")).all()
+    assert set(frame["kind"]) == {"main", "probe", "control", "negative"}
     assert results["metadata"]["model"]["path"] == str(TRAINED_TINY_OMNI)  # the shipped trained model, not a build
     assert not (root / "cache" / "models").exists()
 

@@ -57,7 +57,8 @@ def test_eval_with_the_scripted_backend_scores_what_its_script_deserves(tmp_path
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metadata"]["backend"] == "scripted" and results["metadata"]["model"]["model"] == "stub"
     rows = pd.read_parquet(tmp_path / "run" / "samples.parquet")
-    main = rows[(rows.variant == "full") & (rows["item"] == "")]
+    main = rows[(rows.variant == "full") & (rows.kind == "main")]
+    assert main["item"].eq("").all() and set(rows.kind) == {"main", "probe", "control", "negative"}
     truth = main.label.map(json.loads)
     accuracy = results["tasks"]["mep-synth"]["summary"]["emotion_accuracy"]
     assert len(main) == 12 and accuracy == pytest.approx((truth == "happy").mean())

@@ -26,7 +26,9 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, model: str = "scripted", answer: str | None = None, labels: str | Iterable[str] = LABELS,
-                 fail_ids: str | Iterable[str] = (), capabilities: Capabilities = Capabilities(feature_masking=True)):
+                 fail_ids: str | Iterable[str] = (), capabilities: Capabilities = Capabilities(feature_masking=True),
+                 batch_size: int | None = None):
+        """`batch_size` is taken as the runner gives it to every backend; scripted answers need no batching."""
         self.model, self.answer, self.labels = model, answer, _names(labels)
         self.fail_ids, self.capabilities = frozenset(_names(fail_ids)), capabilities
         if not self.labels:

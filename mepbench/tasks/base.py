@@ -35,6 +35,12 @@ class Cell:
     target: dict[str, Any] = field(default_factory=dict)
 
 
+def item_kind(item: str) -> str:
+    """What a request asks: `main` for the task's own question (item ""), else its item's prefix (`probe`, `control`,
+    `negative`, ...), so rows can be told apart without parsing item names."""
+    return item.split(":", 1)[0] if item else "main"
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
