@@ -134,7 +134,9 @@ def test_live_answers_go_through_the_published_extraction(mini_mer, tmp_path):
     assert agg["variants"]["full"]["metrics"]["HIT"]["value"] == pytest.approx(50.0)
     text_masked = [r for r in model.asked if r.variant == "mask:text"][0].messages[-1].text()
     assert "Subtitle content" not in text_masked and "Subtitle content" in model.asked[0].messages[-1].text()
-    assert agg["reliance"]["mask:text"]["flip_rate"]["value"] == 0.0
+    reliance = agg["reliance"]["mask:text"]
+    assert reliance["flip_rate"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0} and reliance["n"] == 4
+    assert reliance["drop"]["HIT"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}  # same answers, no drop
 
 
 def test_sentiment_sets_make_the_second_call(mini_mer, tmp_path):

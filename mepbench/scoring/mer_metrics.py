@@ -94,7 +94,8 @@ class Confusion:
         return {"rows": list(self.rows), "columns": list(self.columns), "counts": [list(r) for r in self.counts]}
 
 
-def _mapped(items: Sequence[Labels], wheels: EmotionWheels) -> list[tuple[frozenset[str], ...]]:
+def map_to_wheels(items: Sequence[Labels], wheels: EmotionWheels) -> list[tuple[frozenset[str], ...]]:
+    """Each item (an extracted list string or a list of labels) as its level-1 sector set in every wheel."""
     return [wheels.map_text(item) if isinstance(item, str) else wheels.map_all(parse_openset(item)) for item in items]
 
 
@@ -107,7 +108,7 @@ def hit_rate(predictions: Sequence[Labels], labels: Sequence[Labels], wheels: Em
     """HIT for the basic-emotion sets (upstream `calculate_openset_onehot_hitrate`): per wheel, clips whose label
     maps to nothing (neutral; W5 surprise; W3/W5 disgust) leave the denominator; a clip scores |pred ∩ label|."""
     _check_lengths(predictions, labels)
-    preds, golds = _mapped(predictions, wheels), _mapped(labels, wheels)
+    preds, golds = map_to_wheels(predictions, wheels), map_to_wheels(labels, wheels)
     per_wheel, counts = [], []
     for k in range(N_WHEELS):
         scores = [len(p[k] & g[k]) for p, g in zip(preds, golds) if g[k]]
@@ -137,7 +138,7 @@ def openset_scores(predictions: Sequence[Labels], labels: Sequence[Labels], whee
     F = 2PR/(P+R) from those dataset-level P and R (not a mean of per-clip F). Where P + R = 0 upstream divides
     0/0 into NaN; F is 0 here."""
     _check_lengths(predictions, labels)
-    preds, golds = _mapped(predictions, wheels), _mapped(labels, wheels)
+    preds, golds = map_to_wheels(predictions, wheels), map_to_wheels(labels, wheels)
     per_wheel, counts = [], []
     for k in range(N_WHEELS):
         prec, rec = [], []
@@ -166,8 +167,8 @@ def sector_confusion(predictions: Sequence[Labels], labels: Sequence[Labels], wh
     _check_lengths(predictions, labels)
     columns = (*wheels.sectors[wheel - 1], NONE_COLUMN)
     table: dict[str, list[int]] = {}
-    for pred, label, gold in zip(predictions, labels, _mapped(labels, wheels)):
-        guessed = _mapped([pred], wheels)[0][wheel - 1] or {NONE_COLUMN}
+    for pred, label, gold in zip(predictions, labels, map_to_wheels(labels, wheels)):
+        guessed = map_to_wheels([pred], wheels)[0][wheel - 1] or {NONE_COLUMN}
         keys = {", ".join(parse_openset(label))} if by_label else set(gold[wheel - 1]) or {NONE_COLUMN}
         for key in keys:
             row = table.setdefault(key, [0] * len(columns))

@@ -11,8 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mepbench.masking import FULL
+from mepbench.scoring import metrics as M
 from mepbench.scoring.mer_metrics import score_checkpoint
+from mepbench.scoring.mer_resample import paired_drop
 from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
 from mepbench.scoring.wheel import load_wheels
 from mepbench.tasks.base import LoadResult, TaskContext
@@ -125,7 +129,7 @@ class MERTask(SpecTask):
 
     def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
         """The published metrics per variant (failed answers score as empty predictions), reliance as the
-        primary-metric drop and the open-set flip rate against `full`."""
+        primary-metric drop and the open-set (or sentiment) flip rate against `full`, with paired intervals."""
         wheels = self._wheels()
         out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": 100, "extraction": self._source_id,
                                "extraction_mode": self.extraction_mode}
@@ -146,14 +150,24 @@ class MERTask(SpecTask):
                 "extraction_failed": sum(1 for c in cells.values() if c.get("extraction_failed")),
                 "metrics": metrics, "details": scored}
         full = by_variant.get(FULL.name, {})
-        base = out["variants"].get(FULL.name, {}).get("metrics", {}).get(self.dataset.metric, {}).get("value")
         for variant, cells in by_variant.items():
-            if variant == FULL.name or base is None:
-                continue
-            shared = sorted(set(cells) & set(full))
-            key = "sentiment" if self.dataset.kind == "sentiment" else "openset"
-            flips = sum(cells[i].get(key) != full[i].get(key) for i in shared)
-            value = out["variants"][variant]["metrics"][self.dataset.metric]["value"]
-            out["reliance"][variant] = {"n": len(shared), "drop": {self.dataset.metric: {"value": base - value}},
-                                        "flip_rate": {"value": flips / len(shared) if shared else float("nan")}}
+            if variant != FULL.name and full:
+                out["reliance"][variant] = self._reliance(full, cells, wheels, resamples, seed)
         return out
+
+    def _reliance(self, full: dict[str, dict[str, Any]], masked: dict[str, dict[str, Any]], wheels: Any,
+                  resamples: int, seed: int) -> dict[str, Any]:
+        """The published metric's drop and the prediction flip rate against `full` on the clips both variants have,
+        with paired percentile-bootstrap 95% intervals (the same clips resampled for both)."""
+        shared = sorted(set(masked) & set(full))
+        if not shared:
+            undefined = M.Estimate(float("nan"), float("nan"), float("nan")).to_dict()
+            return {"n": 0, "drop": {self.dataset.metric: undefined}, "flip_rate": undefined}
+        key, empty = ("sentiment", "") if self.dataset.kind == "sentiment" else ("openset", "[]")
+        idx = M.bootstrap_indices(len(shared), resamples, seed)
+        value, boot = paired_drop(self.dataset.kind, [full[i].get(key) or empty for i in shared],
+                                  [masked[i].get(key) or empty for i in shared], [full[i]["label"] for i in shared],
+                                  wheels, idx)
+        flips = np.array([masked[i].get(key) != full[i].get(key) for i in shared], dtype=float)
+        return {"n": len(shared), "drop": {self.dataset.metric: M.bootstrap_estimate(value, boot).to_dict()},
+                "flip_rate": M.bootstrap_estimate(float(flips.mean()), flips[idx].mean(axis=-1)).to_dict()}
