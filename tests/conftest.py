@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,16 +45,21 @@ def _reject_constant(token: str) -> None:
     raise ValueError(f"bare {token} is not JSON")
 
 
+def load_strict_json(text: str) -> Any:
+    """`json.loads` that refuses bare NaN and ±Infinity, as a strict JSON reader does."""
+    import json
+
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def results_files_are_strict_json(tmp_path_factory: pytest.TempPathFactory):
     """After the session, every results.json any test wrote under pytest's temporary folders must load with a strict
     JSON reader (bare NaN or Infinity is not JSON); a malformed file a test wrote on purpose is not this check's."""
     yield
-    import json
-
     for path in sorted(tmp_path_factory.getbasetemp().rglob("results.json")):
         try:
-            json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+            load_strict_json(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             if "is not JSON" in str(exc):
                 pytest.fail(f"{path} is not strict JSON: {exc}")

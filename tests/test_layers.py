@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def loaded_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
     """The modules starting with one of `prefixes` that `statement` leaves imported in a fresh interpreter."""
@@ -113,3 +115,29 @@ def test_builtin_loaders_and_task_classes_are_listed_in_one_place_each():
     for name in BUILTIN_CLASSES:
         assert issubclass(_task_class(name, Path("x.yaml")), SpecTask)
     assert _task_class("mepbench.tasks.mep:MEPTask", Path("x.yaml")) is _task_class("mep", Path("x.yaml"))
+
+
+def test_backends_and_loaders_come_from_installed_entry_points_too(tmp_path, monkeypatch):
+    (tmp_path / "my_plugins.py").write_text(
+        "from mepbench.backends.scripted import ScriptedBackend\n"
+        "class EchoBackend(ScriptedBackend):\n    name = 'echo'\n"
+        "def load_nothing(context, limit=None, **_):\n    return 'nothing'\n")
+    dist = tmp_path / "my_plugins-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[mepbench.backends]\necho = my_plugins:EchoBackend\n\n"
+                                           "[mepbench.loaders]\nnothing = my_plugins:load_nothing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from mepbench.backends import backend_names, create_backend
+    from mepbench.tasks.loaders import get_loader
+
+    try:
+        assert create_backend("echo", "m", answer="hi").generate([]) == [] and "echo" in backend_names()
+        assert get_loader("nothing")(None) == "nothing" and get_loader("manifest").__name__ == "load_manifest"
+        with pytest.raises(KeyError, match=r"unknown backend 'nope'; known: echo, hf, openai, replay, scripted, vllm"):
+            create_backend("nope", "m")
+        with pytest.raises(KeyError, match=r"unknown dataset loader 'nope'; known: affectgpt, manifest, mep-bench, "
+                                           r"mep-synth, mme-emotion, nothing"):
+            get_loader("nope")
+    finally:
+        sys.modules.pop("my_plugins", None)

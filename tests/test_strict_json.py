@@ -9,19 +9,14 @@ import math
 import numpy as np
 import pytest
 
+from conftest import load_strict_json
 from mepbench import strict_json
-
-
-def strict_load(text: str):
-    def refuse(token):
-        raise ValueError(token)
-    return json.loads(text, parse_constant=refuse)
 
 
 def test_non_finite_values_become_null_and_are_listed_by_json_pointer():
     document = {"tasks": {"a/b": {"pf": float("nan"), "ok": 0.5, "ci": (np.float32(np.inf), -math.inf)}},
                 "n": np.int64(3), "m~": [1.0, np.float64("nan")]}
-    data = strict_load(strict_json.dumps(document))
+    data = load_strict_json(strict_json.dumps(document))
     assert data["tasks"]["a/b"] == {"pf": None, "ok": 0.5, "ci": [None, None]} and data["n"] == 3
     assert data["non_finite"] == {"/tasks/a~1b/pf": "NaN", "/tasks/a~1b/ci/0": "Infinity",
                                   "/tasks/a~1b/ci/1": "-Infinity", "/m~0/1": "NaN"}
@@ -32,13 +27,13 @@ def test_a_finite_document_gets_no_map_and_unknown_objects_their_str():
     class Thing:
         def __str__(self):
             return "thing"
-    data = strict_load(strict_json.dumps({"x": 1, "y": Thing()}))
+    data = load_strict_json(strict_json.dumps({"x": 1, "y": Thing()}))
     assert data == {"x": 1, "y": "thing"}
 
 
 def test_the_check_this_suite_applies_rejects_bare_nan():
     with pytest.raises(ValueError, match="NaN"):
-        strict_load(json.dumps({"x": float("nan")}))
+        load_strict_json(json.dumps({"x": float("nan")}))
 
 
 def test_a_run_with_an_undefined_metric_writes_null_and_its_pointer(tmp_path):
@@ -54,7 +49,7 @@ def test_a_run_with_an_undefined_metric_writes_null_and_its_pointer(tmp_path):
     accuracy = out.tasks["mini"]["variants"]["full"]["metrics"]["accuracy"]
     accuracy["value"] = float("nan")  # what a metric with no scorable sample holds
     returned = write_run(out, config, tmp_path / "run")
-    results = strict_load((tmp_path / "run" / "results.json").read_text())
+    results = load_strict_json((tmp_path / "run" / "results.json").read_text())
     assert results["tasks"]["mini"]["variants"]["full"]["metrics"]["accuracy"]["value"] is None
     assert results["non_finite"] == {"/tasks/mini/variants/full/metrics/accuracy/value": "NaN"}
     assert results["mepbench_results_version"] == 2 and math.isnan(returned["tasks"]["mini"]["variants"]["full"]

@@ -7,11 +7,11 @@ Tables are read with `datasets` (local files; media columns stay paths and are d
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from mepbench.plugins import find_plugin
 from mepbench.tasks.base import LoadResult, TaskContext
 from mepbench.types import Sample, SampleError
 
@@ -40,14 +40,7 @@ def get_loader(name: str) -> Loader:
     """A loader registered at run time, built in, or from the `mepbench.loaders` entry-point group."""
     if name in _LOADERS:
         return _LOADERS[name]
-    if name in BUILTIN_LOADERS:
-        module, _, attr = BUILTIN_LOADERS[name].partition(":")
-        return getattr(import_module(module), attr)
-    installed = [ep for ep in entry_points(group="mepbench.loaders") if ep.name == name]
-    if not installed:
-        known = {*_LOADERS, *BUILTIN_LOADERS, *(ep.name for ep in entry_points(group="mepbench.loaders"))}
-        raise KeyError(f"unknown dataset loader {name!r}; known: {', '.join(sorted(known))}")
-    return installed[0].load()
+    return find_plugin(name, BUILTIN_LOADERS, "mepbench.loaders", "dataset loader", also=_LOADERS)
 
 
 def _read_table(path: Path, cache_dir: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import jinja2
 import yaml
 
 from mepbench.masking import MaskMode, Variant, apply_mask
+from mepbench.plugins import import_target
 from mepbench.tasks.base import LoadResult, Task, TaskContext
 from mepbench.tasks.loaders import get_loader
 from mepbench.types import GenerationParams, Message, Request, Sample, TextPart
@@ -191,14 +192,11 @@ BUILTIN_CLASSES = {"mep": "mepbench.tasks.mep:MEPTask", "mer": "mepbench.tasks.m
 def _task_class(name: str | None, path: Path) -> type[SpecTask]:
     if name is None:
         return SpecTask
-    from importlib import import_module
-
     if not isinstance(name, str) or (":" not in name and name not in BUILTIN_CLASSES):
         raise SpecError(f"{path}: task class {name!r} is neither built in ({', '.join(sorted(BUILTIN_CLASSES))}) "
                         "nor module:Class")
-    module, _, attr = BUILTIN_CLASSES.get(name, name).partition(":")
     try:
-        cls = getattr(import_module(module), attr)
+        cls = import_target(BUILTIN_CLASSES.get(name, name))
     except (ImportError, AttributeError) as exc:
         raise SpecError(f"{path}: task class {name!r} not found ({exc})") from exc
     if not (isinstance(cls, type) and issubclass(cls, SpecTask)):
