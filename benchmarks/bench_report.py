@@ -84,9 +84,13 @@ def replicate(source: Path, work: Path, runs: int, samples: int) -> list[Path]:
     """`runs` copies of `source`, each under its own model name, its rows repeated (ids suffixed) to `samples`."""
     import pandas as pd
 
-    from mepbench.results import read_run
+    import shutil
 
-    results, frame = read_run(source)
+    from mepbench.run_dir import load_run
+    from mepbench.sample_table import write_samples
+
+    frame = load_run(source).samples
+    results = json.loads((source / "results.json").read_text(encoding="utf-8"))
     ids = list(dict.fromkeys(frame["sample_id"]))
     if len(ids) < samples:
         parts = []
@@ -102,7 +106,9 @@ def replicate(source: Path, work: Path, runs: int, samples: int) -> list[Path]:
         doc = json.loads(json.dumps(results))
         doc["config"]["model"] = f"model-{i:02d}"
         (folder / "results.json").write_text(json.dumps(doc))
-        frame.to_parquet(folder / "samples.parquet", index=False)
+        write_samples(frame.to_dict("records"), folder / "samples.parquet")
+        if (source / "posters").is_dir():
+            shutil.copytree(source / "posters", folder / "posters", dirs_exist_ok=True)
         out.append(folder)
     return out
 

@@ -7,6 +7,7 @@ benchmarks.md §1.2 step 5) or as asked (`last`, a checkpoint name, an epoch num
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -85,7 +86,10 @@ def run_affectgpt_replay(config: EvalConfig, progress: Callable[[int, int], Call
     stats: dict[str, Any] = {}
     for o in chosen.values():
         for key, value in o.stats.items():
-            stats[key] = stats.get(key, 0) + value
+            if isinstance(value, dict):  # counts by reason
+                stats[key] = dict(Counter(stats.get(key, {})) + Counter(value))
+            else:
+                stats[key] = stats.get(key, 0) + value
     return RunOutput([i for o in chosen.values() for i in o.items], [r for o in chosen.values() for r in o.rows],
                      tasks, group_scores(registry, config.tasks, tasks, task_objects), stats, task_objects, described)
 

@@ -164,6 +164,8 @@ def eval_cmd(
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first per-sample failure."),
+    posters: bool = typer.Option(True, "--posters/--no-posters", help="Write each clip's poster frame into the run "
+                                                                      "directory (the report shows these)."),
 ) -> None:
     """Evaluate a model on tasks; with no options, tiny-omni on the built-in mep-synth suite."""
     if mme_mode not in ("strict", "upstream"):
@@ -179,7 +181,7 @@ def eval_cmd(
                         wheel_dir=wheel_dir, allow_pickle=allow_pickle, extraction_mode=extraction_mode,
                         max_judge_tokens=max_judge_tokens, mme_mode=mme_mode, checkpoint_select=checkpoint_select,
                         batch_size=batch_size, seed=seed, bootstrap=bootstrap, use_cache=not no_cache,
-                        fail_fast=fail_fast)
+                        fail_fast=fail_fast, posters=posters)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay

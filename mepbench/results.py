@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import numbers
 import platform
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,8 +17,11 @@ from typing import Any
 
 from mepbench import strict_json
 from mepbench.media import file_hash
+from mepbench.posters import POSTER_DIR, make_posters
+from mepbench.records import SCHEMA_VERSION, results_schema
 from mepbench.runner import EvalConfig, RunOutput
-from mepbench.types import Request, Response, TextPart
+from mepbench.sample_table import write_samples
+from mepbench.types import Request, Response, Sample, TextPart
 
 PACKAGES = ("mepbench", "torch", "transformers", "numpy", "av", "soundfile", "datasets", "pandas", "pyarrow",
             "vllm", "sentence-transformers")
@@ -50,11 +55,12 @@ def _config_dict(config: EvalConfig) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
-def build_results(output: RunOutput, config: EvalConfig) -> dict[str, Any]:
-    """The results.json document."""
+def build_results(output: RunOutput, config: EvalConfig, run_id: str = "") -> dict[str, Any]:
+    """The results.json document (`mepbench.records.RunResult` reads it)."""
     first = next((i.request for i in output.items if i.request is not None), None)
     return {
-        "mepbench_results_version": 2,  # 2: strict JSON, undefined metrics null and listed under `non_finite`
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": _config_dict(config),
         "metadata": {
@@ -90,32 +96,59 @@ def _media_hashes(request: Request) -> dict[str, str]:
     return {p.type: file_hash(p.path) for p in request.media_parts()}
 
 
-def sample_frame(output: RunOutput) -> "Any":
-    """A pandas DataFrame with one row per sample × variant."""
-    import pandas as pd
+def _sample_media(sample: Sample | None) -> dict[str, str]:
+    """The sample's video and audio files that exist now (the report links these; a replayed run may have none)."""
+    if sample is None:
+        return {}
+    return {kind: path for kind in ("video", "audio") if (path := getattr(sample, kind)) and Path(path).is_file()}
 
+
+ROW_FIELDS = frozenset({"task", "sample_id", "variant", "item", "kind", "mask_mode", "request_key", "label", "target",
+                        "error", "error_reason", "cached", "sample", "request", "response"})  # the runner's row; the rest are scores
+
+
+def _label_columns(label: Any) -> dict[str, Any]:
+    """A label as its columns: a string in `label`, a number in `label_value`, anything else as JSON text in
+    `label`."""
+    if label is None or isinstance(label, str):
+        return {"label": label, "label_value": None}
+    if isinstance(label, numbers.Real) and not isinstance(label, bool):
+        return {"label": None, "label_value": float(label)}
+    return {"label": json.dumps(label, ensure_ascii=False, default=str), "label_value": None}
+
+
+def sample_rows(output: RunOutput, config: EvalConfig, run_id: str, posters: dict[str, str]) -> list[dict[str, Any]]:
+    """One samples.parquet row per model call (see `mepbench.records.SampleRecord`); `posters` maps video paths to
+    their poster frame in the run directory."""
     records = []
+    media_of: dict[int, dict[str, str]] = {}
     for row in output.rows:
         request: Request | None = row["request"]
         response: Response | None = row["response"]
-        extra = {k: v for k, v in row.items() if k not in ("request", "response", "sample")}
+        sample: Sample | None = row["sample"]
+        scores = {k: v for k, v in row.items() if k not in ROW_FIELDS}
+        media = media_of.setdefault(id(sample), _sample_media(sample))
+        pred = scores.pop("pred", None)
         records.append({
-            **{k: extra.pop(k) for k in ("task", "sample_id", "variant", "item", "kind", "mask_mode", "request_key",
-                                          "error", "cached")},
-            "target": json.dumps(target) if (target := extra.pop("target")) else None,
-            "label": json.dumps(extra.pop("label")),
-            "pred": extra.pop("pred", None),
-            "correct": extra.pop("correct", None),
-            "prompt": json.dumps(_request_json(request)) if request else None,
-            "zero_features": ",".join(sorted(m.value for m in request.zero_features)) if request else None,
-            "media_sha256": json.dumps(_media_hashes(request)) if request and row["request_key"] else None,
+            **{k: row[k] for k in ("task", "sample_id", "variant", "item", "kind", "mask_mode", "request_key",
+                                   "error", "cached", "target")},
+            "model": config.model, "run_id": run_id, "error_reason": row.get("error_reason"),
+            **_label_columns(row["label"]),
+            "pred": pred if pred is None or isinstance(pred, str) else json.dumps(pred, default=str),
+            "correct": None if (correct := scores.pop("correct", None)) is None else bool(correct),
+            "cue_matches": scores.pop("cue_matches", None) or [],
+            "prompt": _request_json(request) if request else None,
+            "zero_features": sorted(m.value for m in request.zero_features) if request else [],
+            "media_sha256": _media_hashes(request) if request and row["request_key"] else None,
+            "media": media or None, "poster": posters.get(media.get("video", "")),
+            "subtitle": sample.subtitle if sample and not row["item"] else None,
             "response": response.text if response else None,
             "prompt_tokens": response.prompt_tokens if response else None,
             "completion_tokens": response.completion_tokens if response else None,
             "latency_s": response.latency_s if response else None,
-            "scores": json.dumps(extra, default=str),
+            "scores": scores,
         })
-    return pd.DataFrame.from_records(records)
+    return records
 
 
 def default_output_dir(config: EvalConfig) -> Path:
@@ -125,21 +158,18 @@ def default_output_dir(config: EvalConfig) -> Path:
 
 
 def write_run(output: RunOutput, config: EvalConfig, directory: Path) -> dict[str, Any]:
-    """Write results.json (strict JSON: see `mepbench.strict_json`) and samples.parquet into `directory`; returns the
-    results document as computed (undefined metrics NaN)."""
+    """Write the run directory: results.json (strict JSON: see `mepbench.strict_json`) with its JSON Schema beside it,
+    samples.parquet (native columns: `mepbench.sample_table`) and the poster frame of every clip in `posters/`, so the
+    report needs nothing but this folder. Returns the results document as computed (undefined metrics NaN)."""
     directory.mkdir(parents=True, exist_ok=True)
-    results = build_results(output, config)
+    run_id = uuid.uuid4().hex[:16]
+    results = build_results(output, config, run_id)
+    videos = [p for r in output.rows if r["sample"] is not None and (p := r["sample"].video) and Path(p).is_file()]
+    posters = make_posters(videos, directory / POSTER_DIR) if config.posters else {}
+    write_samples(sample_rows(output, config, run_id, {v: f"{POSTER_DIR}/{n}" for v, n in posters.items()}),
+                  directory / "samples.parquet")
+    (directory / "results.schema.json").write_text(json.dumps(results_schema(), indent=1), encoding="utf-8")
     tmp = directory / "results.json.tmp"
     tmp.write_text(strict_json.dumps(results, indent=2), encoding="utf-8")
     tmp.replace(directory / "results.json")
-    sample_frame(output).to_parquet(directory / "samples.parquet", index=False)
     return results
-
-
-def read_run(directory: str | Path) -> tuple[dict[str, Any], "Any"]:
-    """Load a run directory's results document and samples frame."""
-    import pandas as pd
-
-    directory = Path(directory)
-    results = json.loads((directory / "results.json").read_text(encoding="utf-8"))
-    return results, pd.read_parquet(directory / "samples.parquet")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from mepbench.aggregation import task_results
 from mepbench.backends import Backend, create_backend
 from mepbench.cache import ResponseCache, default_cache_dir, request_key
 from mepbench.judges import JudgeLedger, build_judges, judge_scope
@@ -23,6 +25,7 @@ from mepbench.tasks.base import Cell, item_kind
 from mepbench.types import Modality, Request, Response, Sample, TextPart
 
 MEDIA_COST = {"video": 8.0, "audio": 2.0, "image": 1.0}
+BACKEND_EXCEPTION = "backend error: "  # prefix of the error recorded when `generate` raised
 
 
 @dataclass
@@ -55,6 +58,7 @@ class EvalConfig:
     bootstrap: int = 1000
     use_cache: bool = True
     fail_fast: bool = False
+    posters: bool = True
 
     def resolved_cache_dir(self) -> Path:
         """The cache folder in effect."""
@@ -80,6 +84,14 @@ class WorkItem:
     response: Response | None = None
     cached: bool = False
     error: str | None = None
+    reason: str | None = None  # the failure class: one of ERROR_REASONS
+
+
+ERROR_REASONS = {"unsupported_input": "the backend cannot take a modality of the request",
+                 "media_error": "a media file is missing or cannot be read or decoded",
+                 "invalid_sample": "the data loader rejected the sample",
+                 "backend_error": "the backend answered the request with an error",
+                 "backend_exception": "the backend raised while answering the batch"}
 
 
 @dataclass
@@ -109,11 +121,13 @@ def _check_capabilities(request: Request, backend: Backend) -> str | None:
 def _prepare(task: Task, sample: Sample, cell: Cell, backend: Backend, model_fp: str) -> WorkItem:
     item = WorkItem(task.name, sample.id, cell.variant, sample, cell.item, cell.target, cell.request)
     item.error = _check_capabilities(cell.request, backend)
+    item.reason = "unsupported_input" if item.error else None
     if item.error is None:
         try:
             item.key = request_key(cell.request, model_fp, backend.capabilities.keyed_by_sample)
         except MediaError as exc:
             item.error = f"{exc} (sample {sample.id!r}, field {_media_field(cell.request, exc.path)!r})"
+            item.reason = "media_error"
     return item
 
 
@@ -168,13 +182,13 @@ def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context
         loaded = task.load(config.limit)
         for sample in loaded.samples:
             cells = [_prepare(task, sample, c, backend, model_fp) for c in task.expand(sample, variants, mode)]
-            data_error = next((c.error for c in cells if c.error), None)
+            bad = next((c for c in cells if c.error), None)
             for cell in cells:
-                cell.error = data_error
+                cell.error, cell.reason = (bad.error, bad.reason) if bad else (None, None)
             items.extend(cells)
         for j, err in enumerate(loaded.errors):
-            items.extend(WorkItem(name, err.sample_id or f"<invalid row {j}>", v.name, None, error=str(err))
-                         for v in variants)
+            items.extend(WorkItem(name, err.sample_id or f"<invalid row {j}>", v.name, None, error=str(err),
+                                  reason="invalid_sample") for v in variants)
     return items, tasks, modes
 
 
@@ -192,7 +206,7 @@ def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCach
         except Exception as exc:  # a backend bug must not lose the batches already answered
             if config.fail_fast:
                 raise
-            responses = [Response(error=f"backend error: {type(exc).__name__}: {exc}") for _ in keys]
+            responses = [Response(error=f"{BACKEND_EXCEPTION}{type(exc).__name__}: {exc}") for _ in keys]
         batch = list(zip(keys, responses))
         if config.fail_fast and (bad := next((r for r in responses if not r.ok), None)):
             raise RunFailed(bad.error)
@@ -233,6 +247,8 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
             item.response = hits.get(item.key) or fresh[item.key]
             if not item.response.ok:
                 item.error = item.response.error
+                exception = item.error.startswith(BACKEND_EXCEPTION)
+                item.reason = "backend_exception" if exception else "backend_error"
     if cache:
         cache.close()
     rows = [base_row(i, modes[i.task]) for i in items]
@@ -241,7 +257,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
         task_rows = [r for r in rows if r["task"] == name]
         with judge_scope(name):
             task.score_rows(task_rows)
-        aggregates[name] = task.aggregate(task_rows, config.bootstrap, config.seed)
+        aggregates[name] = task_results(task, task_rows, config.bootstrap, config.seed)
     for name, agg in aggregates.items():
         agg.update(primary_metric=tasks[name].primary_metric, fingerprint=tasks[name].fingerprint(),
                    mask_mode=modes[name].value,
@@ -251,6 +267,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
             agg["judge_usage"] = usage
     stats = {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
              "generated": len(pending), "failed": sum(1 for i in items if i.error),
+             "failed_by_reason": dict(sorted(Counter(i.reason or "other" for i in items if i.error).items())),
              "generation_seconds": gen_seconds, "wall_seconds": time.time() - started,
              **judge_totals(context.judge_ledger)}
     return RunOutput(items, rows, aggregates, group_scores(registry, config.tasks, aggregates, tasks), stats,
@@ -269,7 +286,7 @@ def base_row(item: WorkItem, mode: MaskMode) -> dict[str, Any]:
     """One samples.parquet row before scoring: identity, target, request, response and error."""
     modes = applied_modes(Variant.parse(item.variant), mode)
     return {"task": item.task, "sample_id": item.sample_id, "variant": item.variant, "item": item.item,
-            "kind": item_kind(item.item),
+            "kind": item_kind(item.item), "error_reason": item.reason,
             "mask_mode": ",".join(f"{m}:{how}" for m, how in modes.items()) or None, "request_key": item.key,
             "label": item.sample.label if item.sample else None, "target": item.target, "error": item.error,
             "cached": item.cached, "sample": item.sample, "request": item.request, "response": item.response}

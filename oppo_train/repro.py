@@ -179,7 +179,7 @@ class Experiment:
     def html_report(self, runs: dict[str, Path], site: Path) -> None:
         """mepbench's static HTML report of one seed's eval runs (no thumbnails: the site stays small)."""
         argv = [sys.executable, "-m", "mepbench", "report", *map(str, runs.values()), "--out", str(site),
-                "--references", "none", "--no-thumbnails", "--no-reload-samples"]
+                "--references", "none", "--no-thumbnails"]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"mepbench report failed: {done.stderr[-2000:]}")

@@ -55,11 +55,23 @@ def load_strict_json(text: str) -> Any:
 @pytest.fixture(scope="session", autouse=True)
 def results_files_are_strict_json(tmp_path_factory: pytest.TempPathFactory):
     """After the session, every results.json any test wrote under pytest's temporary folders must load with a strict
-    JSON reader (bare NaN or Infinity is not JSON); a malformed file a test wrote on purpose is not this check's."""
+    JSON reader (bare NaN or Infinity is not JSON) and, when it is a run's (schema 3), match the shipped JSON Schema;
+    a malformed file a test wrote on purpose is not this check's."""
     yield
+    import jsonschema
+
+    from mepbench.records import SCHEMA_VERSION, results_schema
+
+    validator = jsonschema.Draft202012Validator(results_schema())
     for path in sorted(tmp_path_factory.getbasetemp().rglob("results.json")):
         try:
-            load_strict_json(path.read_text(encoding="utf-8"))
+            doc = load_strict_json(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             if "is not JSON" in str(exc):
                 pytest.fail(f"{path} is not strict JSON: {exc}")
+            continue
+        if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION:
+            errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+            if errors:
+                where = "/".join(map(str, errors[0].absolute_path))
+                pytest.fail(f"{path} does not match the results schema at /{where}: {errors[0].message}")

@@ -158,6 +158,8 @@ def test_bad_media_through_tiny_omni_is_named_and_counted(default_run, tmp_path)
     assert any("cannot decode video" in e and "corrupt.mp4" in e for e in errors)
     assert any("missing media file" in e and "does-not-exist.wav" in e and "'audio'" in e for e in errors)
     assert any("'subtitle'" in e and "manifest.jsonl" in e for e in errors)
+    reasons = frame[frame["variant"] == "full"].set_index("sample_id")["error_reason"].dropna()
+    assert sorted(reasons) == ["backend_error", "invalid_sample", "media_error"]  # decoding happens in the backend
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["tasks"]["broken"]["variants"]["full"]["failed"] == 3
     assert frame[frame["error"].isna()]["response"].notna().all()

@@ -135,8 +135,11 @@ def test_live_answers_go_through_the_published_extraction(mini_mer, tmp_path):
     text_masked = [r for r in model.asked if r.variant == "mask:text"][0].messages[-1].text()
     assert "Subtitle content" not in text_masked and "Subtitle content" in model.asked[0].messages[-1].text()
     reliance = agg["reliance"]["mask:text"]
-    assert reliance["flip_rate"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0} and reliance["n"] == 4
-    assert reliance["drop"]["HIT"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}  # same answers, no drop
+    same = {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": 4, "method": "paired-percentile-bootstrap"}
+    assert reliance["flip_rate"] == same and reliance["n"] == 4
+    assert reliance["drop"]["HIT"] == same  # same answers, no drop
+    hit = agg["variants"]["full"]["metrics"]["HIT"]
+    assert hit["ci_low"] <= hit["value"] <= hit["ci_high"] and hit["n"] == 4  # clip-resampled interval
 
 
 def test_sentiment_sets_make_the_second_call(mini_mer, tmp_path):

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_fixture
+from mepbench.aggregation import task_results
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.judges import JudgeLedger, metered
 from mepbench.masking import FULL, MaskMode
@@ -389,7 +390,7 @@ def test_pooled_rows_reproduce_a_published_overall(tmp_path):
                 for j in range(S.RULES[task].size)]
         name = _task_name(task)
         owner = registry.create(name, context)
-        aggregates[name] = owner.aggregate(rows, resamples=5)
+        aggregates[name] = task_results(owner, rows, resamples=5)
         assert aggregates[name]["variants"]["full"]["metrics"]["Rec-S"]["value"] == pytest.approx(row["Rec-S"][i])
     overall = owner.group_metrics(aggregates)["overall"]["full"]["upstream"]
     assert overall["n_scored"] == 6500

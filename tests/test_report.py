@@ -203,15 +203,34 @@ def test_rebuild_reuses_thumbnails(report, scripted):
     assert before == after
 
 
-def test_report_renders_without_task_data(scripted, tmp_path):
-    copy = tmp_path / "moved"
-    shutil.copytree(scripted, copy)
-    results = json.loads((copy / "results.json").read_text())
-    results["config"]["include_paths"] = [str(tmp_path / "gone")]
-    (copy / "results.json").write_text(json.dumps(results))
-    index = build_report([copy], tmp_path / "out", ReportOptions(thumbnails=False))
-    explorer = (index.parent / f"samples-moved-{TASK}.html").read_text()
-    assert "samples not reloaded" in explorer and '<span class="chip cue"' in explorer
+def _without_build_time(html: str) -> str:
+    return re.sub(r"Built in [0-9.]+ s", "Built in ? s", html)
+
+
+def test_report_is_a_function_of_the_run_directory_alone(tmp_path):
+    run = scripted_run(tmp_path / "work", n=4)
+    first = build_report([run], tmp_path / "before", ReportOptions(references="none"))
+    shutil.rmtree(tmp_path / "work" / "cache")  # the generated task data, the media and the cache
+    shutil.rmtree(tmp_path / "work" / "specs")
+    again = build_report([run], tmp_path / "after", ReportOptions(references="none"))
+    before, after = _pages(first), _pages(again)
+    assert before.keys() == after.keys() and len(before) == 3
+    for name in before:
+        assert _without_build_time(before[name]) == _without_build_time(after[name]), name
+    explorer = after[f"samples-scripted-{TASK}.html"]
+    assert 'class="chip recovered"' in explorer and "<b>subtitle</b>" in explorer and 'src="media/' in explorer
+    assert sorted(p.name for p in (tmp_path / "after" / "media").iterdir()) == \
+        sorted(p.name for p in (run / "posters").iterdir()) and len(list((run / "posters").iterdir())) == 4
+
+
+def test_recorded_poster_names_cannot_point_outside_the_run(scripted, tmp_path):
+    from mepbench.report.media import copy_posters
+
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"not yours")
+    found = copy_posters(scripted, ["../../secret.jpg", str(secret), "posters/../../secret.jpg",
+                                    "posters/0123456789abcdef0123.jpg"], tmp_path / "out")
+    assert found == {} and not (tmp_path / "out").exists()
 
 
 def test_mer_run_has_confusions_checkpoints_and_published_rows(tmp_path):

@@ -9,7 +9,8 @@ import yaml
 from helpers import broken_dataset, copy_builtin_spec, write_spec
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.masking import MaskMode
-from mepbench.results import read_run, write_run
+from mepbench.run_dir import load_run
+from mepbench.results import write_run
 from mepbench.runner import EvalConfig, RunFailed, run_eval
 from mepbench.backends.base import Capabilities
 
@@ -149,17 +150,18 @@ def test_results_files_hold_metrics_metadata_and_one_row_per_cell(tmp_path, brok
     config = _config(tmp_path, broken, ["broken"], seed=3)
     out = run_eval(config, backend=ScriptedBackend())
     write_run(out, config, tmp_path / "run")
-    results, frame = read_run(tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    frame = load_run(tmp_path / "run").samples
     assert len(frame) == 9 * 4 and frame["error"].notna().sum() == 2 * 4
     meta = results["metadata"]
     assert meta["seed"] == 3 and meta["mask_mode"] == {"broken": "drop"} and meta["model_fingerprint"] == ScriptedBackend().fingerprint()
     assert "torch" in meta["packages"] and meta["task_fingerprints"]["broken"]
     full = results["tasks"]["broken"]["variants"]["full"]["metrics"]["accuracy"]
     assert full["ci_low"] <= full["value"] <= full["ci_high"]
-    prompt = json.loads(frame.loc[frame["variant"] == "mask:video", "prompt"].iloc[0])
+    prompt = frame.loc[frame["variant"] == "mask:video", "prompt"].iloc[0]
     assert [p["type"] for p in prompt[-1]["content"]] == ["audio", "text"], "drop removes the video part"
     assert "there is no video" in prompt[-1]["content"][-1]["text"]
-    hashes = json.loads(frame.loc[frame["variant"] == "full", "media_sha256"].iloc[0])
+    hashes = frame.loc[frame["variant"] == "full", "media_sha256"].iloc[0]
     assert set(hashes) == {"video", "audio"} and all(len(h) == 64 for h in hashes.values())
 
 

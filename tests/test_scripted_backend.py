@@ -59,7 +59,7 @@ def test_eval_with_the_scripted_backend_scores_what_its_script_deserves(tmp_path
     rows = pd.read_parquet(tmp_path / "run" / "samples.parquet")
     main = rows[(rows.variant == "full") & (rows.kind == "main")]
     assert main["item"].eq("").all() and set(rows.kind) == {"main", "probe", "control", "negative"}
-    truth = main.label.map(json.loads)
+    truth = main.label
     accuracy = results["tasks"]["mep-synth"]["summary"]["emotion_accuracy"]
     assert len(main) == 12 and accuracy == pytest.approx((truth == "happy").mean())
     assert set(rows.response.dropna()) == {"<think>she smiles</think><answer>happy</answer>"}

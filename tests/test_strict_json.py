@@ -40,7 +40,8 @@ def test_a_run_with_an_undefined_metric_writes_null_and_its_pointer(tmp_path):
     from helpers import copy_builtin_spec
 
     from mepbench.backends.scripted import ScriptedBackend
-    from mepbench.results import read_run, write_run
+    from mepbench.run_dir import load_run
+    from mepbench.results import write_run
     from mepbench.runner import EvalConfig, run_eval
 
     specs = copy_builtin_spec(tmp_path / "specs", "mini", n=3)
@@ -52,6 +53,7 @@ def test_a_run_with_an_undefined_metric_writes_null_and_its_pointer(tmp_path):
     results = load_strict_json((tmp_path / "run" / "results.json").read_text())
     assert results["tasks"]["mini"]["variants"]["full"]["metrics"]["accuracy"]["value"] is None
     assert results["non_finite"] == {"/tasks/mini/variants/full/metrics/accuracy/value": "NaN"}
-    assert results["mepbench_results_version"] == 2 and math.isnan(returned["tasks"]["mini"]["variants"]["full"]
-                                                                   ["metrics"]["accuracy"]["value"])
-    assert read_run(tmp_path / "run")[0] == results
+    assert results["schema_version"] == 3 and math.isnan(returned["tasks"]["mini"]["variants"]["full"]
+                                                         ["metrics"]["accuracy"]["value"])
+    typed = load_run(tmp_path / "run").result
+    assert typed.non_finite == results["non_finite"] and typed.tasks["mini"].primary().value is None

@@ -11,26 +11,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mepbench.report.explorer import sample_videos, sample_views
+from mepbench.report.explorer import run_posters, sample_views
 from mepbench.report.leaderboard import ReferenceMode, build_boards
-from mepbench.report.media import make_thumbnails
+from mepbench.report.media import copy_posters
 from mepbench.report.panels import task_panel
 from mepbench.report.reference import References, load_references
 from mepbench.report.render import write_page
 from mepbench.report.runs import RunData, load_runs
-from mepbench.report.sample_data import SampleLoader, TaskSamples
 
 FAILURES_SHOWN = 500
 
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """How a report is built: which published rows to show, whether to reload task data (subtitles, reference
-    cues) and make thumbnails, and how much of each non-primary response to keep."""
+    """How a report is built: which published rows to show, whether to show the runs' poster frames, and how much of
+    each non-primary response to keep. Everything else comes from the run directories alone."""
 
     references: ReferenceMode = "matching"
     reference_dir: Path | None = None
-    reload_samples: bool = True
     thumbnails: bool = True
     response_chars: int | None = 400
     title: str = "mepbench report"
@@ -71,15 +69,17 @@ def _failures(run: RunData) -> tuple[list[dict[str, Any]], list[tuple[str, int]]
     return rows, Counter(map(str, failed["error"])).most_common(20), len(failed)
 
 
-def _task_samples(runs: list[RunData], options: ReportOptions) -> dict[tuple[str, str], TaskSamples]:
-    loader = SampleLoader()
-    skipped = TaskSamples(note="samples not reloaded (reloading was turned off)")
-    return {(run.id, task): loader(run, task) if options.reload_samples else skipped
-            for run in runs for task in run.tasks}
+def _note(run: RunData, task: str) -> str | None:
+    """Why the explorer of `task` shows no cue matches, when the task scores cues but the run recorded none."""
+    frame = run.samples
+    rows = frame[(frame["task"] == task) & (frame["kind"] == "main")]
+    has_cues = any(isinstance(s, dict) and "pred_cues" in s for s in rows["scores"])
+    if has_cues and not any(rows["cue_matches"].map(bool)):
+        return "this run recorded no cue matches (no reference cues, or every extraction failed)"
+    return None
 
 
-def write_run_pages(run: RunData, data: dict[str, TaskSamples], thumbs: dict[str, str], out: Path,
-                    options: ReportOptions) -> int:
+def write_run_pages(run: RunData, thumbs: dict[str, str], out: Path, options: ReportOptions) -> int:
     """Write the run page and the explorer page of each task of one run; returns the bytes written."""
     common = {"title": options.title, "run_page": run_page, "explorer_page": explorer_page}
     failures, top_errors, n_failed = _failures(run)
@@ -88,10 +88,10 @@ def write_run_pages(run: RunData, data: dict[str, TaskSamples], thumbs: dict[str
                          stats=run.results.get("stats", {}), panels=[task_panel(run, t) for t in run.tasks],
                          groups=run.groups, failures=failures, top_errors=top_errors, n_failed=n_failed,
                          shown=FAILURES_SHOWN, **common)
-    for task, task_data in data.items():
-        views = sample_views(run, task, task_data, thumbs, options.response_chars)
+    for task in run.tasks:
+        views = sample_views(run, task, thumbs, options.response_chars)
         written += write_page(out / explorer_page(run.id, task), "samples.jinja", run=run, task=task,
-                              note=task_data.note, samples=views, **common)
+                              note=_note(run, task), samples=views, **common)
     return written
 
 
@@ -103,11 +103,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path, options: ReportOpt
     runs = load_runs(list(run_dirs))
     refs = References((), {}) if options.references == "none" else load_references(options.reference_dir)
     boards = build_boards(runs, refs, options.references)
-    data = _task_samples(runs, options)
-    videos = [v for run in runs for task in run.tasks for v in sample_videos(run, task, data[(run.id, task)])]
-    thumbs = make_thumbnails(videos, out) if options.thumbnails else {}
     for run in runs:
-        write_run_pages(run, {t: data[(run.id, t)] for t in run.tasks}, thumbs, out, options)
+        thumbs = copy_posters(run.path, run_posters(run), out) if options.thumbnails else {}
+        write_run_pages(run, thumbs, out, options)
     cited = list(dict.fromkeys(c for b in boards for e in b.entries for c in e.citations))
     index = out / "index.html"
     write_page(index, "index.jinja", runs=runs, boards=boards, citations=[refs.citations[c] for c in cited],

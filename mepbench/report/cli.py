@@ -19,9 +19,8 @@ def report_command(
                                                     "all (every published board) or none."),
     reference_dir: Optional[Path] = typer.Option(None, help="Folder of published results (default "
                                                             "$MEPBENCH_REFERENCE_DIR or leaderboards/reference)."),
-    reload_samples: bool = typer.Option(True, "--reload-samples/--no-reload-samples",
-                                        help="Reload task data for subtitles, media and reference cues."),
-    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Poster-frame thumbnails."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Show the poster frames the runs "
+                                                                           "recorded."),
     response_chars: int = typer.Option(400, help="Keep this many characters of each response other than "
                                                   "the full-input reasoning (0 keeps all)."),
     title: str = typer.Option("mepbench report", help="Report title."),
@@ -31,7 +30,7 @@ def report_command(
 
     if references not in REFERENCE_MODES:
         raise typer.BadParameter(f"--references must be one of {', '.join(REFERENCE_MODES)}")
-    options = ReportOptions(references=references, reference_dir=reference_dir, reload_samples=reload_samples,
+    options = ReportOptions(references=references, reference_dir=reference_dir,
                             thumbnails=thumbnails, response_chars=response_chars or None, title=title)
     index = build_report(run_dirs, out, options)
     typer.echo(f"wrote {index}")

@@ -11,7 +11,6 @@ from typing import Any
 from mepbench.report.highlight import Segment, highlight
 from mepbench.report.media import file_uri
 from mepbench.report.runs import RunData
-from mepbench.report.sample_data import TaskSamples
 
 HIDDEN_SCORES = {"pred_cues", "answer", "extraction_error", "recall", "precision"}
 VERDICTS = {True: ("ok", "✓"), False: ("bad", "✗"), None: ("na", "—")}
@@ -92,37 +91,16 @@ class SampleView:
     error: str | None = None
 
 
-def _loads(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) and text else None
+def run_posters(run: RunData) -> list[str]:
+    """Every poster frame the run recorded (names inside its directory)."""
+    return [p for p in run.samples["poster"] if isinstance(p, str)]
 
 
-def prompt_media(prompt: Any) -> dict[str, str]:
-    """Paths of the non-blank media parts of a recorded prompt, by part type."""
-    out = {}
-    for message in _loads(prompt) or []:
-        for part in message.get("content", []):
-            if part.get("type") != "text" and part.get("path") and not part.get("blank"):
-                out.setdefault(part["type"], part["path"])
-    return out
-
-
-def _media(full: dict[str, Any], sample: Any) -> dict[str, str]:
-    media = prompt_media(full.get("prompt"))
-    for kind in ("video", "audio"):
-        if kind not in media and sample is not None and getattr(sample, kind):
-            media[kind] = getattr(sample, kind)
-    return media
-
-
-def sample_videos(run: RunData, task: str, data: TaskSamples) -> list[str]:
-    """Every video path the explorer of `task` would show (for thumbnailing up front)."""
-    rows = run.main_rows(task)
-    out = []
-    for sample_id, prompt in zip(rows["sample_id"], rows["prompt"]):
-        video = prompt_media(prompt).get("video") or getattr(data.samples.get(sample_id), "video", None)
-        if video:
-            out.append(video)
-    return out
+def _label(row: dict[str, Any]) -> str:
+    for key in ("label", "label_value"):
+        if row.get(key) is not None:
+            return str(row[key])
+    return ""
 
 
 def _answer(row: dict[str, Any], scores: dict[str, Any]) -> str:
@@ -133,8 +111,8 @@ def _answer(row: dict[str, Any], scores: dict[str, Any]) -> str:
 
 
 def _cell_row(row: dict[str, Any], limit: int | None) -> CellRow:
-    scores = _loads(row.get("scores")) or {}
-    target = _loads(row.get("target")) or {}
+    scores = row.get("scores") or {}
+    target = row.get("target") or {}
     text = row.get("response") if isinstance(row.get("response"), str) else ""
     cut = len(text) - limit if limit is not None and len(text) > limit else 0
     shown = {k: v for k, v in scores.items() if k not in HIDDEN_SCORES and v is not None}
@@ -155,19 +133,20 @@ def _probe_pairs(rows: list[CellRow]) -> list[ProbePair]:
                       p.get("negative")) for (_, key), p in pairs.items()]
 
 
-def _detail(match: Any) -> str:
-    return "" if match.best is None else f"best match: {match.best} ({match.similarity:.2f})"
+def _detail(match: dict[str, Any]) -> str:
+    return "" if match.get("best") is None else f"best match: {match['best']} ({match['similarity']:.2f})"
 
 
-def _chips(record: Any, scores: dict[str, Any]) -> tuple[list[Chip], list[Chip]]:
-    """Reference and predicted cue chips from the utilization record; without one, the predicted cues unchecked."""
-    if record is None:
-        predicted = [Chip(c, m, "cue") for m, cues in (scores.get("pred_cues") or {}).items() for c in cues]
+def _chips(matches: list[dict[str, Any]], scores: dict[str, Any]) -> tuple[list[Chip], list[Chip]]:
+    """Reference and predicted cue chips from the cue matches the run recorded; without any, the predicted cues
+    unchecked."""
+    if not matches:
+        predicted = [Chip(c, m, "cue") for m, cues in (scores.get("pred_cues") or {}).items() for c in cues or []]
         return [], predicted
-    reference = [Chip(m.cue, mod, "recovered" if m.matched else "missed", _detail(m))
-                 for mod, matches in record.reference.items() for m in matches]
-    predicted = [Chip(m.cue, mod, "recovered" if m.matched else "hallucinated", _detail(m))
-                 for mod, matches in record.predicted.items() for m in matches]
+    reference = [Chip(m["cue"], m["modality"], "recovered" if m["matched"] else "missed", _detail(m))
+                 for m in matches if m["side"] == "reference"]
+    predicted = [Chip(m["cue"], m["modality"], "recovered" if m["matched"] else "hallucinated", _detail(m))
+                 for m in matches if m["side"] == "predicted"]
     return reference, predicted
 
 
@@ -176,35 +155,32 @@ def _recall_text(scores: dict[str, Any]) -> str:
     return " · ".join(f"{m} {'—' if v is None else f'{100 * v:.0f}'}" for m, v in recall.items())
 
 
-def _view(sample_id: str, rows: list[dict[str, Any]], data: TaskSamples, thumbs: dict[str, str],
-          limit: int | None) -> SampleView:
-    sample = data.samples.get(sample_id)
+def _view(rows: list[dict[str, Any]], thumbs: dict[str, str], limit: int | None) -> SampleView:
     main_rows = [r for r in rows if not r["item"]]
     full = next((r for r in main_rows if r["variant"] == "full"), (main_rows or rows)[0])
     main = [_cell_row(r, None if r is full else limit) for r in main_rows]
     head = next((c for c, r in zip(main, main_rows) if r is full), None) or _cell_row(full, None)
-    scores = _loads(full.get("scores")) or {}
-    reference, predicted = _chips(data.matches.get(sample_id), scores)
-    media = _media(full, sample)
-    label = _loads(full.get("label"))
+    scores = full.get("scores") or {}
+    reference, predicted = _chips(full.get("cue_matches") or [], scores)
+    media = full.get("media") or {}
     return SampleView(
-        sample_id, "" if label is None else str(label), head.answer, head.correct,
+        full["sample_id"], _label(full), head.answer, head.correct,
         highlight(full.get("response") if isinstance(full.get("response"), str) else "",
                   {c.text: c.kind for c in predicted}),
         main, _probe_pairs([_cell_row(r, limit) for r in rows if r["item"]]),
-        subtitle=(sample.subtitle or "") if sample else "", thumb=thumbs.get(media.get("video", "")),
+        subtitle=full.get("subtitle") or "", thumb=thumbs.get(full.get("poster") or ""),
         video=file_uri(media.get("video")), audio=file_uri(media.get("audio")),
         reference=reference, predicted=predicted, recall=_recall_text(scores), error=full.get("error"))
 
 
-def sample_views(run: RunData, task: str, data: TaskSamples, thumbs: dict[str, str],
-                 response_chars: int | None = 400) -> list[SampleView]:
-    """One view per sample of `task`, in run order; responses other than the full-input reasoning are cut
-    at `response_chars` (None keeps them whole)."""
+def sample_views(run: RunData, task: str, thumbs: dict[str, str], response_chars: int | None = 400
+                 ) -> list[SampleView]:
+    """One view per sample of `task`, in run order, from the run's samples table alone; responses other than the
+    full-input reasoning are cut at `response_chars` (None keeps them whole)."""
     frame = run.samples[run.samples["task"] == task]
     columns = list(frame.columns)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for values in zip(*(frame[c].tolist() for c in columns)):
         row = {c: None if isinstance(v, float) and math.isnan(v) else v for c, v in zip(columns, values)}
         grouped.setdefault(row["sample_id"], []).append(row)
-    return [_view(sid, rows, data, thumbs, response_chars) for sid, rows in grouped.items()]
+    return [_view(rows, thumbs, response_chars) for rows in grouped.values()]

@@ -1,67 +1,39 @@
-"""Media for the sample explorer: poster-frame thumbnails written once as small JPEG files beside the pages
-(decoded in worker processes, named by the clip's path, size and mtime so a rebuild reuses them), and file
-URIs for players that reference the original audio and video."""
+"""Media for the sample explorer: the poster frames a run recorded (copied from its `posters/` folder beside the
+pages) and file URIs for players of the clips the run recorded as present. Only the run directory is read; a
+recorded name that is not a poster file name is ignored, so a crafted run cannot make the report read elsewhere."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from concurrent.futures import ProcessPoolExecutor
+import re
+import shutil
 from functools import cache
 from pathlib import Path
 
-THUMB_SIZE = 96
-THUMB_QUALITY = 70
 MEDIA_DIR = "media"
-SERIAL_LIMIT = 8  # fewer clips than this are decoded in-process (a worker pool costs more than it saves)
+POSTER_NAME = re.compile(r"posters/([0-9a-f]{20}\.jpg)")
 
 
 @cache
 def file_uri(path: str | None) -> str | None:
-    """An absolute `file://` URI for an existing file, else None (memoised: runs share their clips)."""
+    """An absolute `file://` URI of a recorded media path (memoised: runs share their clips)."""
     if not path:
         return None
-    p = Path(path).expanduser().absolute()
-    return p.as_uri() if p.is_file() else None
+    return Path(path).expanduser().absolute().as_uri()
 
 
-def _name(path: Path) -> str:
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{THUMB_SIZE}"
-    return hashlib.sha256(key.encode()).hexdigest()[:20] + ".jpg"
-
-
-def _write_thumbnail(job: tuple[Path, Path]) -> bool:
-    from PIL import Image
-
-    from mepbench.media import MediaError, decode_video
-
-    video, target = job
-    try:
-        frame = decode_video(video, num_frames=1, size=THUMB_SIZE)[0]
-    except MediaError:
-        return False
-    tmp = target.with_suffix(".tmp")
-    Image.fromarray(frame).save(tmp, format="JPEG", quality=THUMB_QUALITY)
-    tmp.replace(target)
-    return True
-
-
-def make_thumbnails(videos: list[str], out_dir: Path, workers: int | None = None) -> dict[str, str]:
-    """Poster frames (the middle frame) of the existing `videos`, as `{path: href relative to out_dir}`;
-    clips that cannot be decoded get no entry."""
-    existing = {v: Path(v).expanduser() for v in dict.fromkeys(videos) if v and Path(v).expanduser().is_file()}
-    if not existing:
-        return {}
-    folder = out_dir / MEDIA_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    names = {v: _name(p) for v, p in existing.items()}
-    jobs = {names[v]: (p, folder / names[v]) for v, p in existing.items()}
-    todo = [name for name, (_, target) in jobs.items() if not target.is_file()]
-    done = dict.fromkeys(jobs, True)
-    if len(todo) > SERIAL_LIMIT:
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            done.update(zip(todo, pool.map(_write_thumbnail, [jobs[n] for n in todo], chunksize=16)))
-    else:
-        done.update((n, _write_thumbnail(jobs[n])) for n in todo)
-    return {v: f"{MEDIA_DIR}/{names[v]}" for v in existing if done[names[v]]}
+def copy_posters(run_dir: Path, posters: list[str], out_dir: Path) -> dict[str, str]:
+    """Copy the recorded `posters` (`posters/<hash>.jpg` inside `run_dir`) into `out_dir/media`, as
+    `{recorded name: href relative to out_dir}`; names of another shape and missing files get no entry."""
+    root = run_dir.resolve()
+    out: dict[str, str] = {}
+    for name in dict.fromkeys(posters):
+        match = POSTER_NAME.fullmatch(name or "")
+        source = root / "posters" / match.group(1) if match else None
+        if source is None or not source.is_file() or source.is_symlink():
+            continue
+        target = out_dir / MEDIA_DIR / match.group(1)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        out[name] = f"{MEDIA_DIR}/{match.group(1)}"
+    return out

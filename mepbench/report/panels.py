@@ -122,9 +122,8 @@ def _classification_confusion(run: RunData, task: str) -> ConfusionView | None:
     rows = run.main_rows(task)
     if rows.empty or rows["pred"].isna().all():
         return None
-    labels = [json.loads(lab) if isinstance(lab, str) else None for lab in rows["label"]]
-    pairs = [(str(lab), pred if isinstance(pred, str) else None)
-             for lab, pred in zip(labels, rows["pred"]) if lab is not None]
+    pairs = [(lab, pred if isinstance(pred, str) else None)
+             for lab, pred in zip(rows["label"], rows["pred"]) if isinstance(lab, str)]
     return confusion_from_pairs("full input: label × prediction", pairs)
 
 

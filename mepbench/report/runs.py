@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mepbench.results import read_run
+from mepbench.records import RunResult
 
 
 @dataclass
@@ -19,6 +19,7 @@ class RunData:
     path: Path
     results: dict[str, Any]
     samples: Any
+    result: RunResult
 
     @property
     def config(self) -> dict[str, Any]:
@@ -59,10 +60,15 @@ def _slug(text: str) -> str:
 
 
 def load_run(directory: str | Path, run_id: str | None = None) -> RunData:
-    """Read one run directory (results.json + samples.parquet)."""
+    """Read one run directory (results.json + samples.parquet); nothing outside it."""
+    import json
+
+    from mepbench.run_dir import load_run as load_typed
+
     path = Path(directory)
-    results, samples = read_run(path)
-    return RunData(run_id or _slug(path.resolve().name), path, results, samples)
+    run = load_typed(path)
+    results = json.loads((path / "results.json").read_text(encoding="utf-8"))
+    return RunData(run_id or _slug(path.resolve().name), path, results, run.samples, run.result)
 
 
 def load_runs(directories: list[str | Path]) -> list[RunData]:

@@ -48,17 +48,29 @@ def weighted_f1(t: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
 METRICS: dict[str, MetricFn] = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1}
 
 
+PERCENTILE = "percentile-bootstrap"
+PAIRED = "paired-percentile-bootstrap"
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """A point value with a percentile-bootstrap 95% interval."""
+    """A point value with a 95% interval, the number of units it rests on and how the interval was made."""
 
     value: float
     ci_low: float
     ci_high: float
+    n: int | None = None
+    method: str | None = None
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         """JSON form."""
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
+                "method": self.method}
+
+
+def undefined(n: int = 0) -> Estimate:
+    """The estimate of an empty input: NaN everywhere."""
+    return Estimate(float("nan"), float("nan"), float("nan"), n, None)
 
 
 def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -66,17 +78,20 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def _estimate(value: float, boot: np.ndarray) -> Estimate:
-    low, high = np.percentile(boot, [2.5, 97.5]) if boot.size else (value, value)
-    return Estimate(float(value), float(low), float(high))
+def _estimate(value: float, boot: np.ndarray, n: int | None, method: str = PERCENTILE) -> Estimate:
+    """`value` with the 2.5–97.5 percentiles of its replicates (no interval, method `none`, without replicates)."""
+    if not boot.size:
+        return Estimate(float(value), float(value), float(value), n, "none")
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Estimate(float(value), float(low), float(high), n, method)
 
 
 def score(name: str, truth: np.ndarray, pred: np.ndarray, n_classes: int, idx: np.ndarray) -> Estimate:
     """Metric `name` on (truth, pred) with a CI from the resampling matrix `idx`."""
     fn = METRICS[name]
     if truth.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"))
-    return _estimate(fn(truth, pred, n_classes), fn(truth[idx], pred[idx], n_classes))
+        return undefined()
+    return _estimate(fn(truth, pred, n_classes), fn(truth[idx], pred[idx], n_classes), int(truth.size))
 
 
 def paired_drop(name: str, truth: np.ndarray, full: np.ndarray, masked: np.ndarray, n_classes: int,
@@ -84,29 +99,30 @@ def paired_drop(name: str, truth: np.ndarray, full: np.ndarray, masked: np.ndarr
     """Metric(full) − metric(masked) on the same samples, CI from paired resamples (reliance)."""
     fn = METRICS[name]
     if truth.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"))
+        return undefined()
     value = fn(truth, full, n_classes) - fn(truth, masked, n_classes)
     boot = fn(truth[idx], full[idx], n_classes) - fn(truth[idx], masked[idx], n_classes)
-    return _estimate(value, boot)
+    return _estimate(value, boot, int(truth.size), PAIRED)
 
 
 def flip_rate(full: np.ndarray, masked: np.ndarray, idx: np.ndarray) -> Estimate:
     """Fraction of samples whose prediction changes when a modality is masked."""
     if full.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"))
+        return undefined()
     flips = (full != masked).astype(float)
-    return _estimate(flips.mean(), flips[idx].mean(axis=-1))
+    return _estimate(flips.mean(), flips[idx].mean(axis=-1), int(full.size), PAIRED)
 
 
-def mean_estimate(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> Estimate:
-    """Mean of per-sample scores (a macro average) with a percentile-bootstrap CI; empty input gives NaN."""
+def mean_estimate(values: np.ndarray, resamples: int = 1000, seed: int = 0, method: str = PERCENTILE) -> Estimate:
+    """Mean of per-sample scores (a macro average) with a percentile-bootstrap CI; empty input gives NaN. `method`
+    names the design (`PAIRED` when the values are per-sample differences)."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"))
+        return undefined()
     idx = bootstrap_indices(values.size, resamples, seed)
-    return _estimate(values.mean(), values[idx].mean(axis=-1))
+    return _estimate(values.mean(), values[idx].mean(axis=-1), int(values.size), method)
 
 
-def bootstrap_estimate(value: float, boot: np.ndarray) -> Estimate:
-    """A point value with the 95% percentile interval of its bootstrap replicates `boot`."""
-    return _estimate(value, np.asarray(boot, dtype=float))
+def bootstrap_estimate(value: float, boot: np.ndarray, n: int | None = None, method: str = PERCENTILE) -> Estimate:
+    """A point value with the 95% percentile interval of its bootstrap replicates `boot` over `n` units."""
+    return _estimate(value, np.asarray(boot, dtype=float), n, method)

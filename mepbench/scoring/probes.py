@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mepbench.scoring.metrics import Estimate, bootstrap_estimate, bootstrap_indices
+from mepbench.scoring.metrics import Estimate, bootstrap_estimate, bootstrap_indices, undefined
 
 YES_WORDS = ("yes", "yeah", "yep", "yup")
 NO_WORDS = ("no", "nope")
@@ -40,7 +40,7 @@ _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 
 # probe kind → (what it measures, the correct answer)
 KINDS = {"control": ("tpr", True), "negative": ("tnr_absent", False), "probe": ("tnr_masked", False)}
-NAN = Estimate(float("nan"), float("nan"), float("nan"))
+NAN = undefined()
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -107,10 +107,14 @@ class Faithfulness:
                 "interval": "percentile bootstrap over clips"}
 
 
-def _with_ci(value: float, boot: np.ndarray) -> Estimate:
+CLUSTERED = "clip-clustered-percentile-bootstrap"
+
+
+def _with_ci(value: float, boot: np.ndarray, n: int) -> Estimate:
+    """`value` with the interval of its clip-resampled replicates (`n` clips)."""
     if np.isnan(value):
-        return NAN
-    return bootstrap_estimate(value, boot[~np.isnan(boot)])
+        return undefined(n)
+    return bootstrap_estimate(value, boot[~np.isnan(boot)], n, CLUSTERED)
 
 
 def _rate(hits: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -138,7 +142,8 @@ def faithfulness(items: Sequence[ProbeItem], *, resamples: int = 1000, seed: int
     boot = table[bootstrap_indices(len(clips), resamples, seed)].sum(axis=1) if clips and resamples else \
         np.zeros((0, len(kinds), 5))
     acc, acc_boot = _rate(totals[:, 1], totals[:, 0]), _rate(boot[..., 1], boot[..., 0])
-    sets = [ProbeSet(_with_ci(float(acc[k]), acc_boot[:, k]), *(int(x) for x in totals[k, [0, 1, 2, 3, 4]]))
+    n = len(clips)
+    sets = [ProbeSet(_with_ci(float(acc[k]), acc_boot[:, k], n), *(int(x) for x in totals[k, [0, 1, 2, 3, 4]]))
             for k in range(len(kinds))]
     tpr, tnr_absent, tnr_masked = (kinds.index(k) for k in KINDS)
     ba_absent, ba_masked = (acc[tpr] + acc[tnr_absent]) / 2, (acc[tpr] + acc[tnr_masked]) / 2
@@ -147,6 +152,7 @@ def faithfulness(items: Sequence[ProbeItem], *, resamples: int = 1000, seed: int
     yes, yes_boot = _rate(totals[:, 2].sum(), totals[:, 0].sum()), _rate(boot[..., 2].sum(-1), boot[..., 0].sum(-1))
     return Faithfulness(
         control=sets[tpr], negative=sets[tnr_absent], masked=sets[tnr_masked],
-        balanced_absent=_with_ci(float(ba_absent), boot_absent), balanced_masked=_with_ci(float(ba_masked), boot_masked),
-        headline=_with_ci(float(np.minimum(ba_absent, ba_masked)), np.minimum(boot_absent, boot_masked)),
-        yes_rate=_with_ci(float(yes), yes_boot), n_clips=len(clips))
+        balanced_absent=_with_ci(float(ba_absent), boot_absent, n),
+        balanced_masked=_with_ci(float(ba_masked), boot_masked, n),
+        headline=_with_ci(float(np.minimum(ba_absent, ba_masked)), np.minimum(boot_absent, boot_masked), n),
+        yes_rate=_with_ci(float(yes), yes_boot, n), n_clips=n)

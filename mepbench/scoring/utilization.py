@@ -15,7 +15,7 @@ import numpy as np
 
 from mepbench.scoring.cues import MODALITY_KEYS, Cues, ExtractionResult
 from mepbench.scoring.embedding import Embedder, cosine_matrix
-from mepbench.scoring.metrics import Estimate, mean_estimate
+from mepbench.scoring.metrics import PAIRED, Estimate, mean_estimate
 
 # τ: the authors' usage examples call their recall script with 0.6 for Qwen3-Embedding (its default is 0.7; the
 # paper's value was not recovered) — oppo-paper.md §2.2 step 5 and §9.1. Similarity scales differ between embedders,
@@ -199,6 +199,6 @@ def grounded_recall(full: Sequence[RecallRecord], masked: Sequence[RecallRecord]
             continue
         pairs.append((record.recall[modality], other.recall[modality]))
     values = np.array(pairs, dtype=float).reshape(-1, 2)
-    diff = mean_estimate(values[:, 0] - values[:, 1], resamples, seed)
+    diff = mean_estimate(values[:, 0] - values[:, 1], resamples, seed, PAIRED)
     means = values.mean(axis=0) if len(values) else np.full(2, np.nan)
     return GroundedRecall(modality, variant, diff, float(means[0]), float(means[1]), len(values), failed)

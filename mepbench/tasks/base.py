@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mepbench.aggregation import PairedMetric
 from mepbench.masking import FULL, MaskMode, Variant
 from mepbench.scoring import metrics as M
 from mepbench.scoring.answer import match_label, parse_answer
@@ -79,6 +80,7 @@ class Task(ABC):
     primary_metric: str = "accuracy"
     params: GenerationParams = GenerationParams()
     mask_mode: MaskMode = MaskMode.DROP
+    scale: float = 1  # the results' unit: 1 for fractions, 100 for percentages
 
     def __init__(self, context: TaskContext):
         self.context = context
@@ -114,38 +116,36 @@ class Task(ABC):
         return {"pred": pred, "correct": pred is not None and pred == sample.label,
                 "format_ok": parsed.format_ok, "answer": parsed.answer}
 
-    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-        """Metrics per variant with bootstrap CIs, plus paired reliance (drop, flip rate) vs `full`.
+    def paired_metrics(self) -> list[PairedMetric]:
+        """The task's metrics as resampleable `PairedMetric`s (each variant's intervals and reliance use them): by
+        default the classification metrics over `labels`, failed rows counting as wrong."""
+        return [classification_metric(name, self.labels) for name in self.metrics]
 
-        `rows` carry `sample_id`, `variant`, `label`, `pred` and `error`; failed rows count as wrong
-        (prediction −1) so failures can never raise a score.
-        """
-        code = {label: i for i, label in enumerate(self.labels)}
-        by_variant: dict[str, dict[str, tuple[int, int]]] = {}
-        failed: dict[str, int] = {}
-        for r in rows:
-            if r.get("item"):
-                continue
-            truth = code.get(r["label"], -2)
-            pred = -1 if r.get("error") else code.get(r.get("pred"), -1)
-            by_variant.setdefault(r["variant"], {})[r["sample_id"]] = (truth, pred)
-            failed[r["variant"]] = failed.get(r["variant"], 0) + bool(r.get("error"))
-        out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": 1}
-        full = by_variant.get(FULL.name, {})
-        for variant, items in by_variant.items():
-            ids = sorted(items)
-            t = np.array([items[i][0] for i in ids]); p = np.array([items[i][1] for i in ids])
-            idx = M.bootstrap_indices(len(ids), resamples, seed)
-            out["variants"][variant] = {
-                "n": len(ids), "failed": failed[variant],
-                "metrics": {m: M.score(m, t, p, len(self.labels), idx).to_dict() for m in self.metrics}}
-            if variant == FULL.name:
-                continue
-            shared = sorted(set(ids) & set(full))
-            t = np.array([full[i][0] for i in shared]); pf = np.array([full[i][1] for i in shared])
-            pm = np.array([items[i][1] for i in shared])
-            idx = M.bootstrap_indices(len(shared), resamples, seed)
-            out["reliance"][variant] = {
-                "n": len(shared), "flip_rate": M.flip_rate(pf, pm, idx).to_dict(),
-                "drop": {m: M.paired_drop(m, t, pf, pm, len(self.labels), idx).to_dict() for m in self.metrics}}
-        return out
+    def prediction(self, row: dict[str, Any]) -> Any:
+        """What reliance compares for the flip rate: the parsed label (None for a failed row)."""
+        return None if row.get("error") else row.get("pred")
+
+    def variant_details(self, rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+        """What this task adds to one variant's block (its main rows); a `metrics` entry is merged into the
+        declared metrics. None by default."""
+        return {}
+
+    def task_details(self, rows: list[dict[str, Any]], results: dict[str, Any], resamples: int,
+                     seed: int) -> dict[str, Any]:
+        """Blocks this task adds to its `results` (variants and reliance computed) from all its rows, probes
+        included. None by default."""
+        return {}
+
+
+def classification_metric(name: str, labels: list[str]) -> PairedMetric:
+    """Metric `name` of `mepbench.scoring.metrics` on rows coded against `labels`: the truth is the row's label, the
+    prediction its `pred`; a failed row or an unparsed answer predicts -1 (wrong for every class)."""
+    code = {label: i for i, label in enumerate(labels)}
+    fn = M.METRICS[name]
+
+    def units(rows: list[dict[str, Any]]) -> np.ndarray:
+        truth = [code.get(r["label"], -2) for r in rows]
+        pred = [-1 if r.get("error") else code.get(r.get("pred"), -1) for r in rows]
+        return np.array([truth, pred], dtype=int).reshape(2, len(rows))
+
+    return PairedMetric(name, units, lambda u, idx: fn(u[0][idx], u[1][idx], len(labels)))

@@ -22,7 +22,7 @@ from mepbench.scoring.claims import claim_consistency, claimed
 from mepbench.scoring.cues import CueExtractor, Cues, ExtractionResult, LexiconCueExtractor, LLMCueExtractor
 from mepbench.scoring.embedding import make_embedder
 from mepbench.scoring.probes import ProbeItem, faithfulness, parse_yes_no
-from mepbench.scoring.utilization import UtilizationReport, aggregate_records, cue_recall, grounded_recall, tau_for
+from mepbench.scoring.utilization import RecallRecord, UtilizationReport, aggregate_records, cue_recall, grounded_recall, tau_for
 from mepbench.tasks.base import Cell, TaskContext
 from mepbench.tasks.spec import SpecError, SpecTask
 from mepbench.types import GenerationParams, Modality, Sample
@@ -122,16 +122,21 @@ class MEPTask(SpecTask):
             masked = next((m for m, v in MASKED_VARIANTS.items() if v == variant), None)
             for r, pred, record in zip(picked, predictions, report.records):
                 r.update(pred_cues=pred.cues.to_dict(), extraction_error=pred.error, recall=record.recall,
-                         precision=record.precision)
+                         precision=record.precision, cue_matches=cue_match_rows(record))
                 if masked is not None:
                     r["claims"] = claimed(pred, masked)
             self._reports[variant], self._extractions[variant] = report, predictions
         self._embedder_name = embedder.name
 
-    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-        """Emotion metrics and reliance, utilization (full input, and grounded against each masked variant), claims
-        under masking, the three-part probe scores and the text-alone accuracy."""
-        out = super().aggregate(rows, resamples, seed) if self.labels else {"variants": {}, "reliance": {}}
+    def paired_metrics(self) -> list[Any]:
+        """The emotion metrics, when the task has labels (MEP-Bench's open-vocabulary clips have none)."""
+        return super().paired_metrics() if self.labels else []
+
+    def task_details(self, rows: list[dict[str, Any]], results: dict[str, Any], resamples: int,
+                     seed: int) -> dict[str, Any]:
+        """Utilization (full input, and grounded against each masked variant), claims under masking, the three-part
+        probe scores, and the headline summary (which reads the variants' emotion and text-alone accuracy)."""
+        out: dict[str, Any] = {}
         reports = self._reports
         full = reports.get(FULL.name)
         setting = {"embedder": self._embedder_name, "extractor": self.scoring["extractor"],
@@ -152,8 +157,17 @@ class MEPTask(SpecTask):
             items = [ProbeItem(r["sample_id"], r["target"]["kind"], r["response"].text if r["error"] is None else "")
                      for r in rows if r["item"] and r["target"].get("modality") == modality.value]
             out["faithfulness"][modality.value] = faithfulness(items, resamples=resamples, seed=seed).to_dict()
-        out["summary"] = _summary(out)
+        out["summary"] = _summary({**results, **out})
         return out
+
+
+def cue_match_rows(record: RecallRecord) -> list[dict[str, Any]]:
+    """The cue matches of one scored reasoning as samples-table rows (`mepbench.records.CueMatchRecord`), so the
+    report shows recovered, missed and hallucinated cues without re-scoring."""
+    return [{"side": side, "modality": modality, "cue": m.cue, "best": m.best, "similarity": m.similarity,
+             "matched": m.matched}
+            for side, table in (("reference", record.reference), ("predicted", record.predicted))
+            for modality, matches in table.items() for m in matches]
 
 
 def _rescored(report: UtilizationReport, resamples: int, seed: int) -> UtilizationReport:

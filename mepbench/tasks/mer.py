@@ -11,12 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mepbench.masking import FULL
+from mepbench.aggregation import PairedMetric
 from mepbench.scoring import metrics as M
 from mepbench.scoring.mer_metrics import score_checkpoint
-from mepbench.scoring.mer_resample import paired_drop
+from mepbench.scoring.mer_resample import ClipShares, clip_shares, metric_on
 from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
 from mepbench.scoring.wheel import load_wheels
 from mepbench.tasks.base import LoadResult, TaskContext
@@ -85,7 +83,9 @@ def load_affectgpt(context: TaskContext, name: str, limit: int | None = None, **
 
 
 class MERTask(SpecTask):
-    """A MER-UniBench dataset; the spec's `dataset.name` picks it, its primary metric is the paper's."""
+    """A MER-UniBench dataset; the spec's `dataset.name` picks it, its primary metric is the paper's (0–100)."""
+
+    scale = 100
 
     def __init__(self, context: TaskContext):
         super().__init__(context)
@@ -94,6 +94,7 @@ class MERTask(SpecTask):
         self.metrics = (self.dataset.metric,)
         self.extraction_mode = context.extraction_mode or "deterministic"
         self._source_id = ""
+        self._wheels_loaded: tuple[Any] | None = None
 
     def _source(self) -> OpenSetSource:
         if self.context.openset is not None:
@@ -127,47 +128,47 @@ class MERTask(SpecTask):
         for r, o, s in zip(answered, opensets, sentiments):
             r.update(openset=o, sentiment=s, extraction_failed=o is None)
 
-    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-        """The published metrics per variant (failed answers score as empty predictions), reliance as the
-        primary-metric drop and the open-set (or sentiment) flip rate against `full`, with paired intervals."""
-        wheels = self._wheels()
-        out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": 100, "extraction": self._source_id,
-                               "extraction_mode": self.extraction_mode}
-        by_variant: dict[str, dict[str, dict[str, Any]]] = {}
-        for r in rows:
-            if not r["item"]:
-                by_variant.setdefault(r["variant"], {})[r["sample_id"]] = r
-        for variant, cells in by_variant.items():
-            labels = {i: c["label"] for i, c in cells.items()}
-            scored = score_checkpoint(self.dataset.kind, labels, wheels,
-                                      openset={i: c.get("openset") or "[]" for i, c in cells.items()},
-                                      sentiment={i: c.get("sentiment") or "" for i, c in cells.items()},
-                                      source=f"{self.name} {variant}", with_confusion=True)
-            metrics = {self.dataset.metric: {"value": scored.pop("primary")}}
-            metrics.update({name: {"value": scored[key]} for name, key in SECONDARY[self.dataset.kind]})
-            out["variants"][variant] = {
-                "n": len(cells), "failed": sum(1 for c in cells.values() if c["error"]),
-                "extraction_failed": sum(1 for c in cells.values() if c.get("extraction_failed")),
-                "metrics": metrics, "details": scored}
-        full = by_variant.get(FULL.name, {})
-        for variant, cells in by_variant.items():
-            if variant != FULL.name and full:
-                out["reliance"][variant] = self._reliance(full, cells, wheels, resamples, seed)
-        return out
+    def _prediction_key(self) -> tuple[str, str]:
+        """The row field the metric reads and what a failed answer predicts (an empty prediction, as published)."""
+        return ("sentiment", "") if self.dataset.kind == "sentiment" else ("openset", "[]")
 
-    def _reliance(self, full: dict[str, dict[str, Any]], masked: dict[str, dict[str, Any]], wheels: Any,
-                  resamples: int, seed: int) -> dict[str, Any]:
-        """The published metric's drop and the prediction flip rate against `full` on the clips both variants have,
-        with paired percentile-bootstrap 95% intervals (the same clips resampled for both)."""
-        shared = sorted(set(masked) & set(full))
-        if not shared:
-            undefined = M.Estimate(float("nan"), float("nan"), float("nan")).to_dict()
-            return {"n": 0, "drop": {self.dataset.metric: undefined}, "flip_rate": undefined}
-        key, empty = ("sentiment", "") if self.dataset.kind == "sentiment" else ("openset", "[]")
-        idx = M.bootstrap_indices(len(shared), resamples, seed)
-        value, boot = paired_drop(self.dataset.kind, [full[i].get(key) or empty for i in shared],
-                                  [masked[i].get(key) or empty for i in shared], [full[i]["label"] for i in shared],
-                                  wheels, idx)
-        flips = np.array([masked[i].get(key) != full[i].get(key) for i in shared], dtype=float)
-        return {"n": len(shared), "drop": {self.dataset.metric: M.bootstrap_estimate(value, boot).to_dict()},
-                "flip_rate": M.bootstrap_estimate(float(flips.mean()), flips[idx].mean(axis=-1)).to_dict()}
+    def paired_metrics(self) -> list[PairedMetric]:
+        """The published metric as each clip's share of it (`mepbench.scoring.mer_resample`), so intervals and
+        reliance resample clips; on the whole set it equals the published scorer."""
+        key, empty = self._prediction_key()
+        wheels = self._wheel_table()
+        kind = self.dataset.kind
+
+        def units(rows: list[dict[str, Any]]) -> ClipShares:
+            return clip_shares(kind, [r.get(key) or empty for r in rows], [r["label"] for r in rows], wheels)
+
+        return [PairedMetric(self.dataset.metric, units, metric_on)]
+
+    def prediction(self, row: dict[str, Any]) -> Any:
+        """The extracted open-set list (or sentiment word) reliance compares for the flip rate."""
+        return row.get(self._prediction_key()[0])
+
+    def variant_details(self, rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+        """The published scorer on the variant (failed answers score as empty predictions): the primary metric's
+        value as it computes it (its interval comes from the clip shares), the secondary metrics (no interval),
+        confusions and extraction failures."""
+        key, empty = self._prediction_key()
+        scored = score_checkpoint(self.dataset.kind, {r["sample_id"]: r["label"] for r in rows}, self._wheel_table(),
+                                  openset={r["sample_id"]: r.get("openset") or "[]" for r in rows},
+                                  sentiment={r["sample_id"]: r.get("sentiment") or "" for r in rows},
+                                  source=f"{self.name} {rows[0]['variant']}", with_confusion=True)
+        metrics = {self.dataset.metric: {"value": scored.pop("primary")}}
+        metrics.update({name: M.Estimate(scored[field], float("nan"), float("nan"), len(rows), None).to_dict()
+                        for name, field in SECONDARY[self.dataset.kind]})
+        return {"extraction_failed": sum(1 for r in rows if r.get("extraction_failed")), "metrics": metrics,
+                "details": scored}
+
+    def task_details(self, rows: list[dict[str, Any]], results: dict[str, Any], resamples: int,
+                     seed: int) -> dict[str, Any]:
+        """Which extraction produced the open-set lists, and in which mode."""
+        return {"extraction": self._source_id, "extraction_mode": self.extraction_mode}
+
+    def _wheel_table(self) -> Any:
+        if self._wheels_loaded is None:
+            self._wheels_loaded = (self._wheels(),)
+        return self._wheels_loaded[0]

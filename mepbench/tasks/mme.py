@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mepbench.aggregation import PairedMetric
 from mepbench.judges import BUDGET_EXHAUSTED
 from mepbench.masking import FULL, MaskMode, Variant
 from mepbench.media import MediaError
@@ -58,7 +59,9 @@ def _judge_variant(stage: str, variant: str) -> str:
 
 class MMETask(SpecTask):
     """One MME-Emotion task; `dataset.task` picks the protocol rule, `scoring:` the question and judge settings,
-    `--mme-mode` strict (failures score 0) or upstream (published parser and drop rule)."""
+    `--mme-mode` strict (failures score 0) or upstream (published parser and drop rule). Scores are 0–100."""
+
+    scale = 100
 
     def __init__(self, context: TaskContext):
         super().__init__(context)
@@ -216,30 +219,29 @@ class MMETask(SpecTask):
         if pooled:
             row.update(zip(("rec_pooled", "rea_pooled"), S.rec_rea(pooled)))
 
-    def aggregate(self, rows: list[dict[str, Any]], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-        """Per variant: metrics of the selected mode (×100, bootstrap CIs), both modes with their sums for
-        pooling, failures by reason, retries, judge tokens, per-corpus means; CoT-S drop vs `full`."""
-        by_variant: dict[str, dict[str, dict[str, Any]]] = {}
-        for r in rows:
-            if not r["item"]:
-                by_variant.setdefault(r["variant"], {})[r["sample_id"]] = r
-        variants = {v: self._variant(list(cells.values()), resamples, seed) for v, cells in by_variant.items()}
-        failures = sum(v["failed"] for v in variants.values())
+    def paired_metrics(self) -> list[PairedMetric]:
+        """CoT-S (×100) as the mean of per-sample scores in the strict mode (a failure scores 0), which reliance
+        pairs; each variant's reported metrics come from the selected mode (`variant_details`)."""
+        return [PairedMetric("CoT-S", lambda rows: 100 * np.array([r.get("cot") or 0.0 for r in rows], float),
+                             lambda u, idx: u[idx].mean(axis=-1))]
+
+    def prediction(self, row: dict[str, Any]) -> Any:
+        """Whether the judge rated the emotion right (Rec), which reliance compares for the flip rate."""
+        return row.get("rec") or 0.0
+
+    def variant_details(self, rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+        """Metrics of the selected mode (×100, bootstrap CIs), both modes with their sums for pooling, failures by
+        reason, retries, judge tokens, per-corpus means."""
+        return self._variant(rows, resamples, seed)
+
+    def task_details(self, rows: list[dict[str, Any]], results: dict[str, Any], resamples: int,
+                     seed: int) -> dict[str, Any]:
+        """The task's protocol settings and whether its judges make it comparable with published numbers."""
+        failures = sum(v["failed"] for v in results["variants"].values())
         identities = {role: self._judge_ids.get(role, "<none>") for role in ROLES}
-        out: dict[str, Any] = {"variants": variants, "reliance": {}, "scale": 100,
-                               "mme": {"task": self.rule.name, "mode": self.mode, "published_n": self.rule.size,
-                                       "alpha": float(self.scoring["alpha"])},
-                               "judges": S.judge_comparability(identities, self.mode, failures)}
-        full = by_variant.get(FULL.name, {})
-        for variant, cells in by_variant.items():
-            shared = sorted(set(cells) & set(full)) if variant != FULL.name else []
-            if shared:
-                diff = np.array([full[i].get("cot", 0.0) - cells[i].get("cot", 0.0) for i in shared]) * 100
-                flips = np.array([full[i].get("rec", 0.0) != cells[i].get("rec", 0.0) for i in shared], float)
-                out["reliance"][variant] = {"n": len(shared),
-                                            "drop": {"CoT-S": M.mean_estimate(diff, resamples, seed).to_dict()},
-                                            "flip_rate": M.mean_estimate(flips, resamples, seed).to_dict()}
-        return out
+        return {"mme": {"task": self.rule.name, "mode": self.mode, "published_n": self.rule.size,
+                        "alpha": float(self.scoring["alpha"])},
+                "judges": S.judge_comparability(identities, self.mode, failures)}
 
     def _variant(self, cells: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
         """One variant's block: both modes, failures by reason, retries, judge tokens, per-corpus means."""

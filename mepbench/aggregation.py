@@ -1,0 +1,110 @@
+"""From scored rows to a task's results, the same way for every task: each variant's metrics with bootstrap
+intervals, then reliance (the paired drop of each declared metric and the prediction flip rate of every masked
+variant against `full`, with paired intervals over the samples both share), then the task's own blocks.
+
+A task declares its metrics as `PairedMetric`s (per-sample units and a vectorised metric over resampled units) and
+what it adds per variant and per task; it never re-implements this loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from mepbench.masking import FULL
+from mepbench.scoring import metrics as M
+
+Row = dict[str, Any]
+CHUNK = 100  # resamples evaluated at once, so memory stays bounded on large sets
+
+
+@dataclass(frozen=True)
+class PairedMetric:
+    """A metric that can be resampled: `units(rows)` encodes one unit per row (any array-like indexable along its
+    last axis), `on(units, idx)` is the metric on the units selected by `idx` (shape (..., n) → (...)), NaN where
+    it is undefined."""
+
+    name: str
+    units: Callable[[list[Row]], Any]
+    on: Callable[[Any, np.ndarray], np.ndarray]
+
+    def replicates(self, units: Any, idx: np.ndarray) -> np.ndarray:
+        """The metric on each row of `idx`, `CHUNK` rows at a time."""
+        parts = [np.asarray(self.on(units, idx[i:i + CHUNK]), dtype=float) for i in range(0, len(idx), CHUNK)]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+class MetricTask(Protocol):
+    """What the aggregation reads from a task (`mepbench.tasks.base.Task` provides defaults for all of it)."""
+
+    scale: float
+
+    def paired_metrics(self) -> list[PairedMetric]: ...
+
+    def prediction(self, row: Row) -> Any: ...
+
+    def variant_details(self, rows: list[Row], resamples: int, seed: int) -> dict[str, Any]: ...
+
+    def task_details(self, rows: list[Row], results: dict[str, Any], resamples: int, seed: int) -> dict[str, Any]: ...
+
+
+def estimate(metric: PairedMetric, rows: list[Row], resamples: int, seed: int) -> M.Estimate:
+    """`metric` on `rows` with a percentile-bootstrap interval over the rows (resamples where it is undefined are
+    left out)."""
+    n = len(rows)
+    if n == 0:
+        return M.undefined()
+    units = metric.units(rows)
+    value = float(metric.on(units, np.arange(n)))
+    boot = metric.replicates(units, M.bootstrap_indices(n, resamples, seed))
+    return M.bootstrap_estimate(value, boot[np.isfinite(boot)], n)
+
+
+def paired(full: list[Row], masked: list[Row], metrics: Sequence[PairedMetric], prediction: Callable[[Row], Any],
+           resamples: int, seed: int) -> dict[str, Any]:
+    """Reliance of one masked variant: metric(full) − metric(masked) for each metric and the rate at which the
+    prediction changes, over rows paired by position, the same resamples applied to both sides."""
+    n = len(full)
+    if n == 0:
+        return {"n": 0, "drop": {m.name: M.undefined().to_dict() for m in metrics},
+                "flip_rate": M.undefined().to_dict()}
+    idx, every = M.bootstrap_indices(n, resamples, seed), np.arange(n)
+    drop = {}
+    for metric in metrics:
+        a, b = metric.units(full), metric.units(masked)
+        value = float(metric.on(a, every) - metric.on(b, every))
+        boot = metric.replicates(a, idx) - metric.replicates(b, idx)
+        drop[metric.name] = M.bootstrap_estimate(value, boot[np.isfinite(boot)], n, M.PAIRED).to_dict()
+    flips = np.array([prediction(f) != prediction(m) for f, m in zip(full, masked)], dtype=float)
+    flip_rate = M.bootstrap_estimate(float(flips.mean()), flips[idx].mean(axis=-1), n, M.PAIRED)
+    return {"n": n, "drop": drop, "flip_rate": flip_rate.to_dict()}
+
+
+def task_results(task: MetricTask, rows: list[Row], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The results block of one task: `variants` (n, failed, metrics with intervals, and the task's
+    `variant_details`, whose `metrics` fields override the computed ones), `reliance` against `full`, `scale`, and
+    the task's `task_details`."""
+    by_variant: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        if not row.get("item"):
+            by_variant.setdefault(row["variant"], {})[row["sample_id"]] = row
+    metrics = task.paired_metrics()
+    out: dict[str, Any] = {"variants": {}, "reliance": {}, "scale": task.scale}
+    for variant, cells in by_variant.items():
+        chosen = list(cells.values())
+        details = task.variant_details(chosen, resamples, seed)
+        block = {"n": len(chosen), "failed": sum(1 for r in chosen if r.get("error")),
+                 "metrics": {m.name: estimate(m, chosen, resamples, seed).to_dict() for m in metrics}}
+        for name, given in details.pop("metrics", {}).items():  # the task's own fields win
+            block["metrics"][name] = {**block["metrics"].get(name, {}), **given}
+        out["variants"][variant] = {**block, **details}
+    full = by_variant.get(FULL.name, {})
+    for variant, cells in by_variant.items():
+        if variant != FULL.name and full:
+            shared = sorted(set(cells) & set(full))
+            out["reliance"][variant] = paired([full[i] for i in shared], [cells[i] for i in shared], metrics,
+                                              task.prediction, resamples, seed)
+    out.update(task.task_details(rows, out, resamples, seed))
+    return out
