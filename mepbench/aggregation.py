@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from mepbench.masking import FULL
+from mepbench.records import ESTIMATE_KEYS
 from mepbench.scoring import metrics as M
 
 Row = dict[str, Any]
@@ -95,10 +96,11 @@ def task_results(task: MetricTask, rows: list[Row], resamples: int = 1000, seed:
     for variant, cells in by_variant.items():
         chosen = list(cells.values())
         details = task.variant_details(chosen, resamples, seed)
+        given = details.pop("metrics", {})  # the task's own fields win; a complete estimate is not recomputed
+        computed = {m.name: estimate(m, chosen, resamples, seed).to_dict() for m in metrics
+                    if not ESTIMATE_KEYS <= given.get(m.name, {}).keys()}
         block = {"n": len(chosen), "failed": sum(1 for r in chosen if r.get("error")),
-                 "metrics": {m.name: estimate(m, chosen, resamples, seed).to_dict() for m in metrics}}
-        for name, given in details.pop("metrics", {}).items():  # the task's own fields win
-            block["metrics"][name] = {**block["metrics"].get(name, {}), **given}
+                 "metrics": {**computed, **{k: {**computed.get(k, {}), **v} for k, v in given.items()}}}
         out["variants"][variant] = {**block, **details}
     full = by_variant.get(FULL.name, {})
     for variant, cells in by_variant.items():

@@ -164,7 +164,7 @@ def write_run(output: RunOutput, config: EvalConfig, directory: Path) -> dict[st
     directory.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:16]
     results = build_results(output, config, run_id)
-    videos = [p for r in output.rows if r["sample"] is not None and (p := r["sample"].video) and Path(p).is_file()]
+    videos = list(dict.fromkeys(r["sample"].video for r in output.rows if r["sample"] is not None and r["sample"].video))
     posters = make_posters(videos, directory / POSTER_DIR) if config.posters else {}
     write_samples(sample_rows(output, config, run_id, {v: f"{POSTER_DIR}/{n}" for v, n in posters.items()}),
                   directory / "samples.parquet")

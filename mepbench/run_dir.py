@@ -14,11 +14,12 @@ from mepbench.records import RunResult, SampleRecord
 @dataclass
 class Run:
     """A run directory loaded: the typed results, the samples frame (one row per model call, nested columns as Python
-    lists and dicts) and where it came from."""
+    lists and dicts), the results document as read, and where it came from."""
 
     path: Path
     result: RunResult
     samples: Any
+    document: dict[str, Any]
 
     def records(self) -> Iterator[SampleRecord]:
         """The samples as typed records, in file order."""
@@ -46,4 +47,4 @@ def load_run(directory: str | Path) -> Run:
         doc = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{source}: cannot read the results document ({exc})") from exc
-    return Run(path, RunResult.from_document(doc, str(source)), read_samples(path / "samples.parquet"))
+    return Run(path, RunResult.from_document(doc, str(source)), read_samples(path / "samples.parquet"), doc)

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mepbench.records import SCHEMA_VERSION
+from mepbench.records import SCHEMA_VERSION, none_if_missing
 
 _STR = pa.string()
 PART = pa.struct([("type", _STR), ("text", _STR), ("path", _STR), ("blank", pa.bool_())])
@@ -93,7 +93,7 @@ def sample_table(rows: list[dict[str, Any]]) -> pa.Table:
     for name, dtype in FIXED.items():
         values = [plain(r.get(name)) for r in rows]
         if not pa.types.is_floating(dtype):  # a frame read back holds NaN for missing text, flags and counts
-            values = [None if isinstance(v, float) and v != v else v for v in values]
+            values = [none_if_missing(v) for v in values]
         columns[name] = pa.array(values, dtype)
     encoded: list[str] = []
     for name in FLEXIBLE:
@@ -135,7 +135,7 @@ def read_samples(path: Path) -> Any:
         if name in frame:
             frame[name] = [{k: v for k, v in d.items() if v is not None} if isinstance(d, dict) else {}
                            for d in frame[name]]
-    return frame[[c for c in table.column_names]]
+    return frame[table.column_names]
 
 
 def _decoded(row: dict[str, Any] | None, key: str) -> dict[str, Any] | None:

@@ -61,14 +61,11 @@ def _slug(text: str) -> str:
 
 def load_run(directory: str | Path, run_id: str | None = None) -> RunData:
     """Read one run directory (results.json + samples.parquet); nothing outside it."""
-    import json
-
     from mepbench.run_dir import load_run as load_typed
 
     path = Path(directory)
     run = load_typed(path)
-    results = json.loads((path / "results.json").read_text(encoding="utf-8"))
-    return RunData(run_id or _slug(path.resolve().name), path, results, run.samples, run.result)
+    return RunData(run_id or _slug(path.resolve().name), path, run.document, run.samples, run.result)
 
 
 def load_runs(directories: list[str | Path]) -> list[RunData]:
