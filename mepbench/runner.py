@@ -9,60 +9,27 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from mepbench.aggregation import task_results
 from mepbench.backends import Backend, create_backend
-from mepbench.cache import ResponseCache, default_cache_dir, request_key
+from mepbench.cache import ResponseCache, request_key
+from mepbench.config import EvalConfig
 from mepbench.judges import JudgeLedger, build_judges, judge_scope
 from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.models import resolve_alias
 from mepbench.tasks import Task, TaskContext, TaskRegistry
+from mepbench.scoring.mer_metrics import select_checkpoint
 from mepbench.tasks.base import Cell, item_kind
+from mepbench.tasks.mer_replay import AffectGPTResults, is_affectgpt_results
+from mepbench.tasks.options import options_dict
 from mepbench.types import Modality, Request, Response, Sample, TextPart
 
 MEDIA_COST = {"video": 8.0, "audio": 2.0, "image": 1.0}
 BACKEND_EXCEPTION = "backend error: "  # prefix of the error recorded when `generate` raised
-
-
-@dataclass
-class EvalConfig:
-    """Everything that defines a run; the CLI flags map one to one onto these fields."""
-
-    model: str = "tiny-omni"
-    tasks: list[str] = field(default_factory=lambda: ["mep-synth"])
-    backend: str = "hf"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    limit: int | None = None
-    variants: list[str] | None = None
-    mask_mode: MaskMode | None = None
-    data_root: Path | None = None
-    output_dir: Path | None = None
-    cache_dir: Path | None = None
-    include_paths: list[Path] = field(default_factory=list)
-    judges: dict[str, str] = field(default_factory=dict)
-    judge_args: dict[str, Any] = field(default_factory=dict)
-    embedder: str | None = None
-    cue_extractor: str | None = None
-    wheel_dir: Path | None = None
-    allow_pickle: bool = False
-    extraction_mode: str | None = None
-    max_judge_tokens: int | None = None
-    mme_mode: str = "strict"
-    checkpoint_select: str = "best"
-    batch_size: int = 8
-    seed: int = 0
-    bootstrap: int = 1000
-    use_cache: bool = True
-    fail_fast: bool = False
-    posters: bool = True
-
-    def resolved_cache_dir(self) -> Path:
-        """The cache folder in effect."""
-        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
 class RunFailed(RuntimeError):
@@ -157,24 +124,25 @@ def make_context(config: EvalConfig, backend: Backend) -> TaskContext:
     judges = build_judges(config.judges, cache_dir, config.judge_args, config.batch_size, ledger)
     allow_pickle = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
     return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judges, config.embedder,
-                       config.cue_extractor, Path(config.wheel_dir) if config.wheel_dir else None, allow_pickle,
-                       media_required=not backend.capabilities.keyed_by_sample,
-                       extraction_mode=config.extraction_mode, judge_ledger=ledger, mme_mode=config.mme_mode)
+                       config.cue_extractor, allow_pickle, media_required=not backend.capabilities.keyed_by_sample,
+                       judge_ledger=ledger)
 
 
-def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context: TaskContext | None = None
-           ) -> tuple[list[WorkItem], dict[str, Task], dict[str, MaskMode]]:
-    """Load every task and build its work items. A data problem found while preparing any variant of a
-    sample (missing file, unsupported modality) fails all its variants, so every variant is scored on
-    the same samples; loader failures become failed items for each variant."""
+def expand(config: EvalConfig, registry: TaskRegistry, backend: Backend, context: TaskContext | None = None,
+           options: dict[str, Any] | None = None) -> tuple[list[WorkItem], dict[str, Task], dict[str, MaskMode]]:
+    """Load every task (with its options: `options`, else those `config.task_args` give) and build its work items. A
+    data problem found while preparing any variant of a sample (missing file, unsupported modality) fails all its
+    variants, so every variant is scored on the same samples; loader failures become failed items for each
+    variant."""
     context = context or make_context(config, backend)
+    options = options if options is not None else registry.task_options(config.tasks, config.task_args)
     wanted = [Variant.parse(v) for v in config.variants] if config.variants else None
     items: list[WorkItem] = []
     tasks: dict[str, Task] = {}
     modes: dict[str, MaskMode] = {}
     model_fp = backend.fingerprint()
     for name in registry.resolve(config.tasks):
-        task = tasks[name] = registry.create(name, context)
+        task = tasks[name] = registry.create(name, context, options[name])
         mode = modes[name] = task_mask_mode(task, config, backend)
         variants = [v for v in task.variants if wanted is None or v in wanted]
         if not variants:
@@ -217,30 +185,32 @@ def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCach
     return done
 
 
-def run_eval(config: EvalConfig, backend: Backend | None = None,
-             progress: Callable[[int, int], Callable[[int], None]] | None = None,
-             context: TaskContext | None = None) -> RunOutput:
-    """Run the evaluation described by `config`; `progress(total, cached)` returns a per-batch callback;
-    `context` replaces the task context built from `config` (e.g. with released extraction caches)."""
-    started = time.time()
-    cache_dir = config.resolved_cache_dir()
-    registry = TaskRegistry(tuple(config.include_paths))
-    if backend is None:
-        backend = create_backend(config.backend, resolve_alias(config.model, cache_dir),
-                                 batch_size=config.batch_size, **config.model_args)
-    context = context or make_context(config, backend)
-    items, tasks, modes = expand(config, registry, backend, context)
-    if config.fail_fast and (bad := next((i for i in items if i.error), None)):
-        raise RunFailed(bad.error)
+def make_backend(config: EvalConfig) -> Backend:
+    """The backend `config` names; `replay` of an AffectGPT results folder replays each of its checkpoints."""
+    if config.backend == "replay" and is_affectgpt_results(config.model):
+        allow = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
+        return AffectGPTResults(config.model, allow_pickle=allow)
+    return create_backend(config.backend, resolve_alias(config.model, config.resolved_cache_dir()),
+                          batch_size=config.batch_size, **config.model_args)
+
+
+def answer(items: list[WorkItem], backend: Backend, config: EvalConfig,
+           progress: Callable[[int, int], Callable[[int], None]] | None = None) -> dict[str, Any]:
+    """Give every prepared item its response: identical requests are asked once, the cache answers what it holds,
+    the backend the rest in batches (cached as they return); an error response fails the item with its class.
+    Returns the request counts for the run statistics."""
     use_cache = config.use_cache and backend.capabilities.cacheable
-    cache = ResponseCache(cache_dir / "responses") if use_cache else None
+    cache = ResponseCache(config.resolved_cache_dir() / "responses") if use_cache else None
     unique = {i.key: i.request for i in items if i.error is None and i.key is not None and i.request is not None}
     hits = cache.get_many(list(unique)) if cache else {}
     pending = {k: r for k, r in unique.items() if k not in hits}
     callback = progress(len(unique), len(hits)) if progress else (lambda n: None)
     t0 = time.time()
-    fresh = _generate(pending, backend, cache, config, callback)
-    gen_seconds = time.time() - t0
+    try:
+        fresh = _generate(pending, backend, cache, config, callback)
+    finally:
+        if cache:
+            cache.close()
     for item in items:
         if item.error is None and item.key is not None:
             item.cached = item.key in hits
@@ -249,28 +219,85 @@ def run_eval(config: EvalConfig, backend: Backend | None = None,
                 item.error = item.response.error
                 exception = item.error.startswith(BACKEND_EXCEPTION)
                 item.reason = "backend_exception" if exception else "backend_error"
-    if cache:
-        cache.close()
-    rows = [base_row(i, modes[i.task]) for i in items]
+    return {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
+            "generated": len(pending), "generation_seconds": time.time() - t0}
+
+
+def score_task(task: Task, items: list[WorkItem], mode: MaskMode, config: EvalConfig,
+               context: TaskContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One task's rows (scored by the task) and its results block (the one aggregation loop, plus identity)."""
+    rows = [base_row(i, mode) for i in items]
+    with judge_scope(task.name):
+        task.score_rows(rows)
+    agg = task_results(task, rows, config.bootstrap, config.seed)
+    agg.update(primary_metric=task.primary_metric, fingerprint=task.fingerprint(), mask_mode=mode.value,
+               options=options_dict(task.options), n_samples=len({r["sample_id"] for r in rows}),
+               n_failed=sum(1 for r in rows if r["error"]))
+    if context.judge_ledger is not None and (usage := context.judge_ledger.report(task=task.name)["roles"]):
+        agg["judge_usage"] = usage
+    return rows, agg
+
+
+def _best_checkpoint(task: Task, items: list[WorkItem], backend: Any, mode: MaskMode, config: EvalConfig,
+                     context: TaskContext, progress: Callable[[int, int], Callable[[int], None]] | None
+                     ) -> tuple[Task, list[WorkItem], list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Answer and score the task's items once per checkpoint of `backend`; keep the one its `checkpoint_select`
+    option picks, with every checkpoint's primary metric recorded beside it."""
+    scored = {}
+    for name, checkpoint in backend.checkpoints(task).items():
+        copies = [replace(i) for i in items]
+        counts = answer(copies, checkpoint.backend, config, progress)
+        again = type(task)(replace(context, openset=checkpoint.openset), task.options)
+        rows, agg = score_task(again, copies, mode, config, context)
+        scored[name] = (again, copies, rows, agg, counts)
+    primary = {n: s[3]["variants"]["full"]["metrics"][task.primary_metric]["value"] for n, s in scored.items()}
+    rule = task.options.checkpoint_select
+    winner = select_checkpoint(primary, rule)
+    scored[winner][3].update(checkpoints=primary, selected_checkpoint=winner, checkpoint_select=rule)
+    return scored[winner]
+
+
+def run_eval(config: EvalConfig, backend: Backend | None = None,
+             progress: Callable[[int, int], Callable[[int], None]] | None = None,
+             context: TaskContext | None = None) -> RunOutput:
+    """Run the evaluation described by `config`; `progress(total, cached)` returns a per-batch callback;
+    `context` replaces the task context built from `config`. Task options are checked before the backend loads."""
+    started = time.time()
+    registry = TaskRegistry(tuple(config.include_paths))
+    options = registry.task_options(config.tasks, config.task_args)
+    backend = backend or make_backend(config)
+    checkpointed = hasattr(backend, "checkpoints")
+    if checkpointed:  # recorded checkpoints answer the full input only
+        config = replace(config, variants=["full"])
+    context = context or make_context(config, backend)
+    items, tasks, modes = expand(config, registry, backend, context, options)
+    if config.fail_fast and (bad := next((i for i in items if i.error), None)):
+        raise RunFailed(bad.error)
+    counts: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
     aggregates = {}
+    if not checkpointed:
+        counts.update(answer(items, backend, config, progress))
+    answered = []
     for name, task in tasks.items():
-        task_rows = [r for r in rows if r["task"] == name]
-        with judge_scope(name):
-            task.score_rows(task_rows)
-        aggregates[name] = task_results(task, task_rows, config.bootstrap, config.seed)
-    for name, agg in aggregates.items():
-        agg.update(primary_metric=tasks[name].primary_metric, fingerprint=tasks[name].fingerprint(),
-                   mask_mode=modes[name].value,
-                   n_samples=len({r["sample_id"] for r in rows if r["task"] == name}),
-                   n_failed=sum(1 for r in rows if r["task"] == name and r["error"]))
-        if context.judge_ledger is not None and (usage := context.judge_ledger.report(task=name)["roles"]):
-            agg["judge_usage"] = usage
-    stats = {"requests": len(items), "unique_requests": len(unique), "cache_hits": len(hits),
-             "generated": len(pending), "failed": sum(1 for i in items if i.error),
-             "failed_by_reason": dict(sorted(Counter(i.reason or "other" for i in items if i.error).items())),
-             "generation_seconds": gen_seconds, "wall_seconds": time.time() - started,
+        task_items = [i for i in items if i.task == name]
+        if checkpointed:
+            task, task_items, task_rows, agg, task_counts = _best_checkpoint(task, task_items, backend, modes[name],
+                                                                             config, context, progress)
+            tasks[name] = task
+            counts.update(task_counts)
+        else:
+            task_rows, agg = score_task(task, task_items, modes[name], config, context)
+        answered.extend(task_items)
+        rows.extend(task_rows)
+        aggregates[name] = agg
+    failed = [i for i in answered if i.error]
+    stats = {**{k: counts[k] for k in ("requests", "unique_requests", "cache_hits", "generated")},
+             "failed": len(failed),
+             "failed_by_reason": dict(sorted(Counter(i.reason or "other" for i in failed).items())),
+             "generation_seconds": counts["generation_seconds"], "wall_seconds": time.time() - started,
              **judge_totals(context.judge_ledger)}
-    return RunOutput(items, rows, aggregates, group_scores(registry, config.tasks, aggregates, tasks), stats,
+    return RunOutput(answered, rows, aggregates, group_scores(registry, config.tasks, aggregates, tasks), stats,
                      tasks, backend)
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_fixture
-from mepbench.affectgpt_replay import is_affectgpt_results, run_affectgpt_replay
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.runner import EvalConfig, make_context, run_eval
 from mepbench.scoring.openset import OPENSET_PROMPT, SENTIMENT_PROMPT
 from mepbench.synth import generate_suite
+from mepbench.tasks.mer_replay import is_affectgpt_results
 from mepbench.tasks.mer_data import load_labels
 from mepbench.types import Response
 
@@ -35,8 +35,8 @@ def test_replaying_released_outputs_reproduces_table_2(tmp_path):
     results, data, wheels = _paths()
     assert is_affectgpt_results(results)
     config = EvalConfig(model=str(results), backend="replay", tasks=list(PUBLISHED), data_root=data,
-                        wheel_dir=wheels, allow_pickle=True, cache_dir=tmp_path)
-    out = run_affectgpt_replay(config)
+                        task_args={"*": {"wheel_dir": str(wheels)}}, allow_pickle=True, cache_dir=tmp_path)
+    out = run_eval(config)
     for task, (metric, value) in PUBLISHED.items():
         agg = out.tasks[task]
         assert agg["variants"]["full"]["metrics"][metric]["value"] == pytest.approx(value, abs=0.005), task
@@ -45,7 +45,8 @@ def test_replaying_released_outputs_reproduces_table_2(tmp_path):
     for task, acc in ACC.items():
         assert out.tasks[task]["variants"]["full"]["metrics"]["ACC"]["value"] == pytest.approx(acc, abs=0.005)
     assert out.tasks["mer2023"]["selected_checkpoint"].startswith("checkpoint_000050")
-    last = run_affectgpt_replay(EvalConfig(**{**config.__dict__, "tasks": ["mer2023"], "checkpoint_select": "last"}))
+    last = run_eval(replace(config, tasks=["mer2023"], task_args={"mer2023": {"checkpoint_select": "last",
+                                                                            "wheel_dir": str(wheels)}}))
     assert last.tasks["mer2023"]["variants"]["full"]["metrics"]["HIT"]["value"] == pytest.approx(73.69, abs=0.005)
 
 
@@ -54,18 +55,18 @@ def test_replay_needs_the_pickle_opt_in_and_the_wheels(tmp_path, monkeypatch):
     monkeypatch.delenv("MEPBENCH_ALLOW_PICKLE", raising=False)
     monkeypatch.delenv("MEPBENCH_WHEEL_DIR", raising=False)
     base = dict(model=str(results), backend="replay", tasks=["mer2023"], data_root=data, cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="checkpoint_000030_loss_0.602.npz holds pickled objects; opt in"):
-        run_affectgpt_replay(EvalConfig(**base, wheel_dir=wheels))
-    with pytest.raises(ValueError, match="emotion-wheel files; pass --wheel-dir"):
-        run_affectgpt_replay(EvalConfig(**base, allow_pickle=True))
+    with pytest.raises(ValueError, match="label-6way.npz holds pickled objects"):
+        run_eval(EvalConfig(**base, task_args={"*": {"wheel_dir": str(wheels)}}))
+    with pytest.raises(ValueError, match="emotion-wheel files; pass --task-arg wheel_dir=FOLDER"):
+        run_eval(EvalConfig(**base, allow_pickle=True))
 
 
 def test_the_issue_command_shape_end_to_end(tmp_path):
     results, data, wheels = _paths()
     done = subprocess.run(
         [str(Path(sys.executable).parent / "mepbench"), "eval", "--backend", "replay", "--model", str(results),
-         "--tasks", "mer2023,sims", "--data-root", str(data), "--wheel-dir", str(wheels), "--checkpoint-select",
-         "best", "--output-dir", str(tmp_path / "out")],
+         "--tasks", "mer2023,sims", "--data-root", str(data), "-T", f"wheel_dir={wheels}", "-T",
+         "mer2023.checkpoint_select=best", "--output-dir", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "MEPBENCH_ALLOW_PICKLE": "1",
                                                           "MEPBENCH_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -118,7 +119,8 @@ def test_live_answers_go_through_the_published_extraction(mini_mer, tmp_path):
     _media(root, "mer2023-dataset-process", names, suite)
     model = ScriptedBackend(answer="The character's emotional state is happy, worried.")
     judge = Judge()
-    config = EvalConfig(tasks=["mer2023"], data_root=root, wheel_dir=shared_fixture("emotion_wheel"),
+    config = EvalConfig(tasks=["mer2023"], data_root=root,
+                        task_args={"*": {"wheel_dir": str(shared_fixture("emotion_wheel"))}},
                         allow_pickle=True, limit=4, variants=["full", "mask:text"], cache_dir=tmp_path / "cache")
     out = run_eval(config, backend=model, context=replace(make_context(config, model), judges={"extract": judge}))
     agg = out.tasks["mer2023"]
@@ -161,7 +163,8 @@ def test_sentiment_sets_make_the_second_call(mini_mer, tmp_path):
 
 def test_missing_media_is_a_per_sample_error_for_a_live_model(mini_mer, tmp_path):
     root, _ = mini_mer
-    config = EvalConfig(tasks=["mer2023"], data_root=root, wheel_dir=shared_fixture("emotion_wheel"),
+    config = EvalConfig(tasks=["mer2023"], data_root=root,
+                        task_args={"*": {"wheel_dir": str(shared_fixture("emotion_wheel"))}},
                         allow_pickle=True, limit=2, variants=["full"], cache_dir=tmp_path / "cache")
     model = ScriptedBackend(answer="happy")
     out = run_eval(config, backend=model, context=replace(make_context(config, model), judges={"extract": Judge()}))

@@ -115,7 +115,7 @@ class Judge(ScriptedBackend):
 
 
 def _run(root, tasks, judge, tmp_path, mode="strict", model=None, limit=None):
-    config = EvalConfig(tasks=tasks, data_root=root, cache_dir=tmp_path / "cache", mme_mode=mode, limit=limit,
+    config = EvalConfig(tasks=tasks, data_root=root, cache_dir=tmp_path / "cache", task_args={"*": {"mode": mode}}, limit=limit,
                         bootstrap=50)
     model = model or ScriptedBackend(answer=ANSWER)
     context = replace(make_context(config, model), judges={"step": judge, "score": judge})
@@ -235,7 +235,7 @@ def test_prompts_list_the_label_set_and_keep_the_judge_rules(mini, tmp_path):
     assert "prediction positive, label strong positive -> 0/1" in sa_text
     assert "-> 1/1" not in sa_text, "upstream's contradictory FG-SA example 3 is removed"
     assert "attached" not in sa_text, "no frames, no mention of frames"
-    upstream = registry.create("mme-emotion-ml-er", replace(context, mme_mode="upstream"))
+    upstream = registry.create("mme-emotion-ml-er", context, {"mode": "upstream"})
     assert upstream.fingerprint() != ml.fingerprint() and upstream.metrics == ("Rec-S", "Rea-S", "CoT-S")
     assert ml.metrics == ("Rec-S", "Rea-S", "CoT-S", "Rec-P", "Rec-F1")
 
@@ -380,7 +380,7 @@ def test_pooled_rows_reproduce_a_published_overall(tmp_path):
     """Per-sample rows holding each task's published Rec / Rea, pooled by the group: the published overall."""
     board = json.loads(shared_fixture("mme_emotion", "expected", "leaderboard_from_figures.json").read_text())
     row = board["Gemini-2.5-Pro"]
-    registry, context = TaskRegistry(), TaskContext(None, tmp_path, mme_mode="upstream")
+    registry, context = TaskRegistry(), TaskContext(None, tmp_path)
     aggregates = {}
     for i, task in enumerate(S.TASK_ORDER):
         rec, rea = row["Rec-S"][i] / 100, row["Rea-S"][i] / 100
@@ -442,7 +442,7 @@ def test_cli_runs_the_group_with_replayed_model_and_judges(mini, tmp_path):
     done = subprocess.run(
         [str(Path(sys.executable).parent / "mepbench"), "eval", "--backend", "replay", "--model", str(answers),
          "--tasks", "mme-emotion", "--data-root", str(root), "--judge", f"step={steps}@replay", "--judge",
-         f"score={scores}@replay", "--mme-mode", "upstream", "--max-judge-tokens", "100000", "--bootstrap", "20",
+         f"score={scores}@replay", "--task-arg", "mme-emotion.mode=upstream", "--max-judge-tokens", "100000", "--bootstrap", "20",
          "--output-dir", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "MEPBENCH_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -450,12 +450,15 @@ def test_cli_runs_the_group_with_replayed_model_and_judges(mini, tmp_path):
     group = saved["groups"]["mme-emotion"]
     assert group["mode"] == "upstream" and group["overall"]["full"]["upstream"]["n_scored"] == 14
     assert group["mean"] == pytest.approx(100.0) and group["comparable"] is False
-    assert saved["config"]["mme_mode"] == "upstream" and saved["config"]["max_judge_tokens"] == 100000
+    assert saved["config"]["task_args"] == {"mme-emotion": {"mode": "upstream"}}
+    assert saved["config"]["max_judge_tokens"] == 100000
+    assert {t["options"]["mode"] for t in saved["tasks"].values()} == {"upstream"}
     assert saved["stats"]["judge_calls"] == 28
     assert set(saved["metadata"]["task_fingerprints"]) == {_task_name(t) for t in S.TASK_ORDER}
-    bad = subprocess.run([str(Path(sys.executable).parent / "mepbench"), "eval", "--mme-mode", "lenient"],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "strict or upstream" in bad.stderr + bad.stdout
+    bad = subprocess.run([str(Path(sys.executable).parent / "mepbench"), "eval", "--tasks", "mme-emotion", "-T",
+                          "mode=lenient"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "'lenient' is not one of ['strict', 'upstream']" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
 
 
 class ChatStub:
@@ -521,7 +524,7 @@ def test_judges_through_the_openai_backend_against_a_local_server(mini, tmp_path
     stub = ChatStub(stall=next(c["audio_clue"] for c in clue if c["video_id"] == lab[2]))
     try:
         config = EvalConfig(tasks=["mme-emotion-er-lab"], data_root=root, cache_dir=tmp_path / "cache", limit=3,
-                            mme_mode="upstream", bootstrap=20,
+                            task_args={"*": {"mode": "upstream"}}, bootstrap=20,
                             judges={"step": "gpt-4.1-2025-04-14@openai", "score": "gpt-4o-2024-11-20@openai"},
                             judge_args={"base_url": stub.url, "api_key_env": "MEPBENCH_TEST_NO_KEY", "timeout_s": 0.3,
                                         "max_retries": 1, "backoff_s": 0.01})
@@ -548,7 +551,7 @@ def test_judges_through_the_openai_backend_against_a_local_server(mini, tmp_path
         assert (usage["step"]["prompt_tokens"], usage["score"]["prompt_tokens"]) == (600, 2000)
         assert usage["score"]["fresh"] == 6 and usage["score"]["errors"] == 4
         before = len(stub.bodies)
-        again = run_eval(replace(config, mme_mode="strict"), backend=ScriptedBackend(answer=ANSWER))
+        again = run_eval(replace(config, task_args={}), backend=ScriptedBackend(answer=ANSWER))
         assert len(stub.bodies) - before == 4 * 2, "only the failed judgement is asked again"
         judged = again.tasks["mme-emotion-er-lab"]
         assert judged["judges"]["judges_match_published"] and not judged["judges"]["comparable"]

@@ -65,13 +65,12 @@ def scripted_run(root: Path, name: str = "scripted", backend: ScriptedBackend | 
 
 def mer_run(root: Path) -> Path:
     """A replay of AffectGPT's released MER2023 answers (shared fixtures), scored as published."""
-    from mepbench.affectgpt_replay import run_affectgpt_replay
-
     base = shared_fixture("mer_unibench")
     config = EvalConfig(model=str(base / "AffectGPT" / "output"), backend="replay", tasks=["mer2023"],
                         data_root=base / "MERTools" / "MERBench" / "dataset",
-                        wheel_dir=shared_fixture("emotion_wheel"), allow_pickle=True, cache_dir=root / "cache")
-    write_run(run_affectgpt_replay(config), config, root / "mer")
+                        task_args={"*": {"wheel_dir": str(shared_fixture("emotion_wheel"))}}, allow_pickle=True,
+                        cache_dir=root / "cache")
+    write_run(run_eval(config), config, root / "mer")
     return root / "mer"
 
 

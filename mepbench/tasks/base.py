@@ -14,6 +14,7 @@ from mepbench.aggregation import PairedMetric
 from mepbench.masking import FULL, MaskMode, Variant
 from mepbench.scoring import metrics as M
 from mepbench.scoring.answer import match_label, parse_answer
+from mepbench.tasks.options import NoOptions, build_options
 from mepbench.types import GenerationParams, Request, Response, Sample, SampleError
 
 
@@ -44,24 +45,21 @@ def item_kind(item: str) -> str:
 
 @dataclass(frozen=True)
 class TaskContext:
-    """Where a task finds its data and may cache derived files, and the scoring resources the run provides:
-    judges by role (cue extraction, LLM judging; responses cached), embedder / cue-extractor overrides,
-    MER-UniBench settings (wheel folder, pickle opt-in for label files, released extraction caches,
-    extraction mode), whether media must exist (not for replayed outputs), the judge ledger (token
-    accounting and budget) and the MME-Emotion scoring mode (`strict` or `upstream`)."""
+    """What the run provides every task: where data lies and derived files may be cached, judges by role (cue
+    extraction, LLM judging; responses cached), embedder / cue-extractor overrides, the pickle opt-in for label files,
+    whether media must exist (not for replayed outputs), released extraction caches (MER-UniBench replay) and the
+    judge ledger (token accounting and budget). A setting of one task is a task option (`Task.Options`), not a field
+    here."""
 
     data_root: Path | None
     cache_dir: Path
     judges: dict[str, Any] = field(default_factory=dict)
     embedder: str | None = None
     extractor: str | None = None
-    wheel_dir: Path | None = None
     allow_pickle: bool = False
     media_required: bool = True
     openset: Any = None
-    extraction_mode: str | None = None
     judge_ledger: Any = None
-    mme_mode: str | None = None
 
     def judge_for(self, role: str) -> Any:
         """The judge backend named for `role`, else the default judge, else None."""
@@ -81,9 +79,16 @@ class Task(ABC):
     params: GenerationParams = GenerationParams()
     mask_mode: MaskMode = MaskMode.DROP
     scale: float = 1  # the results' unit: 1 for fractions, 100 for percentages
+    Options: type = NoOptions  # the task's options: a frozen dataclass of `mepbench.tasks.options.option` fields
 
-    def __init__(self, context: TaskContext):
+    def __init__(self, context: TaskContext, options: Any = None):
         self.context = context
+        self.options = options if options is not None else self.options_from({})
+
+    @classmethod
+    def options_from(cls, values: dict[str, Any]) -> Any:
+        """The task's options with `values` (from `--task-arg`) over the defaults, checked against their types."""
+        return build_options(cls.Options, values, f"task {cls.name}")
 
     @abstractmethod
     def load(self, limit: int | None = None) -> LoadResult:

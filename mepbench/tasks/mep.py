@@ -38,8 +38,8 @@ MASKED_VARIANTS = {m.value: Variant.of(m).name for m in Modality}
 class MEPTask(SpecTask):
     """A SpecTask with utilization and probe metrics; `scoring:` in the spec sets extractor, embedder and τ."""
 
-    def __init__(self, context: TaskContext):
-        super().__init__(context)
+    def __init__(self, context: TaskContext, options: Any = None):
+        super().__init__(context, options)
         self.scoring = self.scoring_settings(SCORING_DEFAULTS)
         if context.embedder:
             self.scoring["embedder"] = context.embedder

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mepbench.aggregation import PairedMetric
 from mepbench.scoring import metrics as M
@@ -19,6 +20,7 @@ from mepbench.scoring.openset import LLMOpenSet, OpenSetSource
 from mepbench.scoring.wheel import load_wheels
 from mepbench.tasks.base import LoadResult, TaskContext
 from mepbench.tasks.mer_data import MerDataset, load_labels, resolve_dataset
+from mepbench.tasks.options import option
 from mepbench.tasks.spec import SpecError, SpecTask
 from mepbench.types import Sample
 
@@ -82,17 +84,30 @@ def load_affectgpt(context: TaskContext, name: str, limit: int | None = None, **
     return LoadResult(samples=list(samples[:limit]))
 
 
+@dataclass(frozen=True)
+class MEROptions:
+    """Where the emotion wheels are, how open-set lists are extracted, and which replayed checkpoint is reported."""
+
+    wheel_dir: Path | None = option(None, "AffectGPT's emotion_wheel/ folder (default $MEPBENCH_WHEEL_DIR); "
+                                    "needed by the HIT and Fs datasets")
+    extraction_mode: Literal["deterministic", "upstream"] = option(
+        "deterministic", "open-set extraction: deterministic (greedy) or upstream (the published sampling)")
+    checkpoint_select: str = option("best", "replay of an AffectGPT results folder: best (first maximum of the "
+                                    "primary metric, as published), last, a checkpoint name or an epoch")
+
+
 class MERTask(SpecTask):
     """A MER-UniBench dataset; the spec's `dataset.name` picks it, its primary metric is the paper's (0–100)."""
 
     scale = 100
+    Options = MEROptions
 
-    def __init__(self, context: TaskContext):
-        super().__init__(context)
+    def __init__(self, context: TaskContext, options: Any = None):
+        super().__init__(context, options)
         self.dataset = resolve_dataset(self.spec["dataset"].get("name", ""))
         self.primary_metric = self.dataset.metric
         self.metrics = (self.dataset.metric,)
-        self.extraction_mode = context.extraction_mode or "deterministic"
+        self.extraction_mode = self.options.extraction_mode
         self._source_id = ""
         self._wheels_loaded: tuple[Any] | None = None
 
@@ -107,11 +122,12 @@ class MERTask(SpecTask):
         return LLMOpenSet(judge, self.extraction_mode)
 
     def _wheels(self) -> Any:
-        folder = self.context.wheel_dir or os.environ.get("MEPBENCH_WHEEL_DIR")
+        folder = self.options.wheel_dir or os.environ.get("MEPBENCH_WHEEL_DIR")
         if self.dataset.kind == "sentiment":
             return None
         if not folder:
-            raise SpecError(f"task {self.name}: scoring needs the emotion-wheel files; pass --wheel-dir or set "
+            raise SpecError(f"task {self.name}: scoring needs the emotion-wheel files; pass --task-arg "
+                            "wheel_dir=FOLDER or set "
                             "MEPBENCH_WHEEL_DIR (the folder AffectGPT/emotion_wheel/ of "
                             "github.com/zeroQiaoba/AffectGPT)")
         return load_wheels(folder)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from mepbench.scoring import metrics as M
 from mepbench.scoring import mme as S
 from mepbench.tasks.base import TaskContext
 from mepbench.tasks.mme_data import judge_frames, rule_for
+from mepbench.tasks.options import option
 from mepbench.tasks.spec import SpecError, SpecTask
 from mepbench.types import GenerationParams, ImagePart, Message, Request, Response, Sample, TextPart
 
@@ -57,23 +59,30 @@ def _judge_variant(stage: str, variant: str) -> str:
     return stage if variant == FULL.name else f"{stage}:{variant}"
 
 
+@dataclass(frozen=True)
+class MMEOptions:
+    """How MME-Emotion is scored."""
+
+    mode: Literal["strict", "upstream"] = option("strict", "strict: judge failures score 0 and every sample is kept; "
+                                                 "upstream: the published parser and drop rule (leaderboard parity)")
+
+
 class MMETask(SpecTask):
     """One MME-Emotion task; `dataset.task` picks the protocol rule, `scoring:` the question and judge settings,
-    `--mme-mode` strict (failures score 0) or upstream (published parser and drop rule). Scores are 0–100."""
+    the `mode` option strict (failures score 0) or upstream (published parser and drop rule). Scores are 0–100."""
 
     scale = 100
+    Options = MMEOptions
 
-    def __init__(self, context: TaskContext):
-        super().__init__(context)
+    def __init__(self, context: TaskContext, options: Any = None):
+        super().__init__(context, options)
         self.scoring = self.scoring_settings(SCORING_DEFAULTS)
         missing = [t for t in TEMPLATES if t not in self._templates]
         if missing or not self.scoring["question"]:
             raise SpecError(f"{self.spec_path}: an mme task needs prompt templates {list(TEMPLATES)} and "
                             f"scoring.question (missing: {missing or ['scoring.question']})")
         self.rule = rule_for(self.spec["dataset"].get("task", ""))
-        self.mode = context.mme_mode or "strict"
-        if self.mode not in S.MODES:
-            raise SpecError(f"unknown MME-Emotion mode {self.mode!r}; use strict or upstream")
+        self.mode = self.options.mode
         extra = ("Rec-P", "Rec-F1") if self.rule.multi_label and self.mode == "strict" else ()
         self.metrics = ("Rec-S", "Rea-S", "CoT-S", *extra)
         self.primary_metric = "CoT-S"

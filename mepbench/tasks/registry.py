@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from mepbench.tasks.base import Task, TaskContext
+from mepbench.tasks.options import assign, declared
 from mepbench.tasks.spec import SpecError, builtin_spec_dir, make_spec_task, read_spec
 
 
@@ -64,6 +66,21 @@ class TaskRegistry:
             out.extend(m for m in members if m not in out)
         return out
 
-    def create(self, name: str, context: TaskContext) -> Task:
-        """Instantiate a task."""
-        return self.tasks[name](context)
+    def create(self, name: str, context: TaskContext, options: Any = None) -> Task:
+        """Instantiate a task with its options: an instance from `task_options`, a mapping of values over the
+        defaults, or None for the defaults."""
+        cls = self.tasks[name]
+        return cls(context, cls.options_from(options or {}) if options is None or isinstance(options, dict)
+                   else options)
+
+    def members(self, names: list[str]) -> dict[str, list[str]]:
+        """Each group among `names` → the tasks it runs (nested groups expanded)."""
+        return {name: self.resolve([name]) for name in names if name in self.groups}
+
+    def task_options(self, names: list[str], task_args: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Every task `names` runs → its options from `task_args` (address → key → value; see
+        `mepbench.tasks.options.assign`), checked before any task is built."""
+        resolved = self.resolve(names)
+        accepts = {n: declared(self.tasks[n].Options) for n in resolved}
+        values = assign(names, self.members(names), accepts, task_args)
+        return {n: self.tasks[n].options_from(values[n]) for n in resolved}

@@ -23,10 +23,11 @@ from mepbench.masking import MaskMode, Variant, apply_mask
 from mepbench.plugins import import_target
 from mepbench.tasks.base import LoadResult, Task, TaskContext
 from mepbench.tasks.loaders import get_loader
+from mepbench.tasks.options import build_options, options_dict
 from mepbench.types import GenerationParams, Message, Request, Sample, TextPart
 
 TASK_KEYS = {"task", "description", "dataset", "prompt", "labels", "synonyms", "metrics", "primary_metric",
-             "variants", "generation", "mask_mode", "tags", "class", "scoring"}
+             "variants", "generation", "mask_mode", "tags", "class", "scoring", "options"}
 
 
 def builtin_spec_dir() -> Path:
@@ -111,8 +112,8 @@ class SpecTask(Task):
     spec: dict[str, Any] = {}
     spec_path: Path = Path(".")
 
-    def __init__(self, context: TaskContext):
-        super().__init__(context)
+    def __init__(self, context: TaskContext, options: Any = None):
+        super().__init__(context, options)
         spec, base = self.spec, self.spec_path.parent
         self.name = spec["task"]
         self.description = spec.get("description", "")
@@ -140,11 +141,20 @@ class SpecTask(Task):
         self._template_sources = {role: Path(t.filename or "").read_text(encoding="utf-8")
                                   for role, t in self._templates.items()}
 
+    @classmethod
+    def options_from(cls, values: dict[str, Any]) -> Any:
+        """The spec's `options:` block, then `values` over it, checked against the class's `Options`."""
+        given = cls.spec.get("options") or {}
+        if not isinstance(given, dict):
+            raise SpecError(f"{cls.spec_path}: options must be a mapping of option names to values")
+        build_options(cls.Options, given, f"{cls.spec_path}: task {cls.name}")
+        return build_options(cls.Options, {**given, **values}, f"task {cls.name}")
+
     def fingerprint(self) -> str:
         """Hash of the resolved spec (its keys in any order, wherever `include:` brought them from) and the template
         sources, so a prompt edit is a visible change."""
         blob = repr((super().fingerprint(), sorted(self._template_sources.items()),
-                     json.dumps(self.spec, sort_keys=True, default=str)))
+                     json.dumps(self.spec, sort_keys=True, default=str), options_dict(self.options)))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def scoring_settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
