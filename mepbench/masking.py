@@ -102,3 +102,7 @@ def apply_mask(sample: Sample, variant: Variant, mode: MaskMode) -> MaskedInput:
         else:
             audio = None if how is MaskMode.DROP or audio is None else AudioPart(audio.path, blank=True)
     return MaskedInput(video=video, audio=audio, subtitle=subtitle, zero_features=frozenset(zero))
+
+
+__all__ = ["ALL_VARIANTS", "FULL", "MaskMode", "MaskedInput", "Variant", "applied_modes", "apply_mask",
+           "effective_mode"]

@@ -21,8 +21,8 @@ from mepbench.judges import JudgeLedger, build_judges, judge_scope
 from mepbench.masking import MaskMode, Variant, applied_modes
 from mepbench.media import MediaError
 from mepbench.models import resolve_alias
-from mepbench.tasks import Task, TaskContext, TaskRegistry
 from mepbench.scoring.mer_metrics import select_checkpoint
+from mepbench.tasks import Task, TaskContext, TaskRegistry
 from mepbench.tasks.base import Cell, item_kind
 from mepbench.tasks.mer_replay import AffectGPTResults, is_affectgpt_results
 from mepbench.tasks.options import options_dict

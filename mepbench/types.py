@@ -156,3 +156,7 @@ class SampleError(Exception):
                                       f"field {field!r}" if field else "",
                                       f"file {path}" if path else "") if x)
         super().__init__(f"{message} ({where})" if where else message)
+
+
+__all__ = ["AudioPart", "GenerationParams", "ImagePart", "Message", "Modality", "Request", "Response", "Sample",
+           "SampleError", "TextPart", "VideoPart"]

@@ -25,7 +25,6 @@ from oppo_train.rewards import (
     WeightedReward,
     build_rewards,
     compute_rewards,
-    make_accuracy_reward,
 )
 from oppo_train.variants import VARIANTS, Variant
 
@@ -43,5 +42,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "PRESETS", "VARIANTS", "ConfigError", "CueScorer", "DataConfig", "ModelConfig", "PerceptionConfig",
     "RLConfig", "RLTrainer", "RewardConfig", "RewardError", "Rollout", "SFTConfig", "SFTTrainer", "TrainingError",
-    "Variant", "WeightedReward", "build_rewards", "compute_rewards", "load_config", "make_accuracy_reward",
+    "Variant", "WeightedReward", "build_rewards", "compute_rewards", "load_config",
 ]

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mepbench.scoring.embedding import DEFAULT_EMBEDDER
-from oppo_train.variants import VARIANTS
+from mepbench.scoring import DEFAULT_EMBEDDER
+from oppo_train.variants import VARIANTS, Perception
 
 PERCEPTION_ESTIMATORS = ("exact", "k1_authors", "k3")
 MASK_STYLES = ("element", "patch")
@@ -166,19 +166,14 @@ class RLConfig(TrainConfig):
     ref_kl_estimator: str = "k3"
 
     @property
-    def perception_mode(self) -> str:
-        """none | papo | papo_dual | oppo, from the variant."""
-        return VARIANTS[self.variant].mode
+    def strategy(self) -> Perception:
+        """The variant's perception strategy (masked copies and their tokens)."""
+        return VARIANTS[self.variant].perception
 
     @property
     def cue_rewards(self) -> bool:
         """Whether the cue-based reward parts (R_omni) are on."""
         return VARIANTS[self.variant].cue_rewards
-
-    @property
-    def routing(self) -> str:
-        """How OPPO's clauses are routed to the masked copies: `cues`, or `swapped` (the falsification control)."""
-        return VARIANTS[self.variant].routing
 
 
 class ConfigError(ValueError):
@@ -277,7 +272,7 @@ def apply_variant_defaults(config: Any) -> None:
     if not isinstance(config, RLConfig) or config.variant not in VARIANTS:
         return
     defaults = {"beta": 0.0, "rho": 0.0, "estimator": "exact", "entropy_coef": 0.0, "mask": "element",
-                **VARIANTS[config.variant].perception}
+                **VARIANTS[config.variant].defaults}
     for key, value in defaults.items():
         if getattr(config.perception, key) is None:
             setattr(config.perception, key, value)

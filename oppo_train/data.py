@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 
 from mepbench.masking import FULL, MaskMode
-from mepbench.tasks.mep import PROBED
-from mepbench.scoring.cues import canonical_key
-from mepbench.scoring.mer_metrics import parse_openset
-from mepbench.tasks.base import TaskContext
-from mepbench.tasks.loaders import load_mep_synth
-from mepbench.tasks.spec import SpecTask, builtin_spec_dir, make_spec_task, read_spec
+from mepbench.scoring import PROBED, canonical_key, parse_openset
+from mepbench.tasks import (
+    SpecTask,
+    TaskContext,
+    builtin_spec_dir,
+    load_mep_synth,
+    make_spec_task,
+    read_spec,
+)
 from mepbench.types import Request, Sample
 from oppo_train.config import DataConfig
 
@@ -211,7 +214,7 @@ def describe_rows(samples: list[Sample], share: float, seed: int) -> list[Sample
     """SFT rows that ask what the face (or the voice) shows, with every modality present, answered by the clip's
     reference sentence for that modality (`mepbench.synth.cues.describe`): for a `share` of the clips one row per
     modality. The optional face cues are known only by looking, so these rows ground the reasoning in the video."""
-    from mepbench.synth.cues import describe
+    from mepbench.synth import describe
 
     if share <= 0:
         return []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mepbench.cache import default_cache_dir
+from mepbench import default_cache_dir
 from mepbench.types import Request, Sample, TextPart
 from oppo_train.config import RLConfig, SFTConfig, to_dict
 from oppo_train.data import build_request, load_samples, prompt_task, step_indices

@@ -18,8 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mepbench.backends.adapters import ChatAdapter, adapter_for
-from mepbench.backends.adapters.base import FEATURE_KEYS, quiet_progress
+from mepbench.backends.adapters import FEATURE_KEYS, ChatAdapter, adapter_for, quiet_progress
 from mepbench.models import resolve_alias
 from oppo_train.config import ModelConfig
 from oppo_train.core.kl import exact_kl

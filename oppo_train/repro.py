@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mepbench.models.tiny_omni import INIT_RANGE
+from mepbench.models import INIT_RANGE
 from oppo_train.config import ConfigError
 from oppo_train.contrasts import PRIMARY, PRIMARY_BY_KEY
 from oppo_train.variants import VARIANTS
@@ -91,7 +91,7 @@ class Experiment:
     """Runs the stages of every seed and writes the leaderboard."""
 
     def __init__(self, config: ReproConfig, log: Any = sys.stderr):
-        from mepbench.tasks.spec import builtin_spec_dir, read_spec
+        from mepbench.tasks import builtin_spec_dir, read_spec
 
         self.config, self.log = config, log
         self.work = Path(config.work_dir)
@@ -118,7 +118,7 @@ class Experiment:
             raise RuntimeError(f"stage {name} failed (exit {done.returncode}, {expect} "
                                f"{'written' if (folder / expect).exists() else 'missing'}); see {folder / 'stage.log'}")
         seconds = time.perf_counter() - start
-        from mepbench.results import git_state
+        from mepbench import git_state
 
         code = git_state(CODE_DIR)
         (folder / DONE).write_text(json.dumps({"seconds": seconds, "argv": argv, "git": code}))
@@ -137,7 +137,7 @@ class Experiment:
     def train(self, seed: int) -> dict[str, Path]:
         """SFT from a fresh random model (after the alignment stage, if any), then each RL variant from the SFT
         weights; returns row → final weights."""
-        from mepbench.models.tiny_omni import build_tiny_omni
+        from mepbench.models import build_tiny_omni
 
         root = self.work / f"seed-{seed}"
         init = build_tiny_omni(root / "init", seed=seed, size=self.config.model_size,

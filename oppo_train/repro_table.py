@@ -11,48 +11,37 @@ from typing import Any
 
 import pandas as pd
 
-from mepbench import strict_json
-from mepbench.report.cells import Cell
-from mepbench.report.seeds import SeedBoard, SeedCell, SeedRow, write_seed_board
-from mepbench.tasks.mep import SUMMARY_ESTIMATES, tree_number
+from mepbench import default_cache_dir, git_state, load_run, strict_dumps
+from mepbench.report import Cell, SeedBoard, SeedCell, SeedRow, write_seed_board
 from oppo_train.config import to_dict
 from oppo_train.contrasts import PRIMARY_BY_KEY, paired_contrasts, t_interval
 from oppo_train.variants import VARIANTS
 
 ROW_NAMES = {"sft": "SFT only", **{name: v.title for name, v in VARIANTS.items()}}
-# column key → (header, where in the task's results: summary key or a path). Acc@V / Acc@A (the paper's numbers) are
+# column key → (header, JSON pointer of the estimate in the task's results). Acc@V / Acc@A (the paper's numbers) are
 # always followed by their TPR and TNR-absent, and preceded by the headline PF that an all-no, all-yes or
 # mask-detecting answer policy cannot raise above 50.
-COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "accuracy": ("Acc", ("summary", "emotion_accuracy")),
-    "util_v": ("Util V", ("summary", "utilization_recall_video")),
-    "util_a": ("Util A", ("summary", "utilization_recall_audio")),
-    "grounded_v": ("Grounded V", ("summary", "grounded_recall_video")),
-    "grounded_a": ("Grounded A", ("summary", "grounded_recall_audio")),
-    "claims_v": ("Claims −V ↓", ("summary", "claim_rate_v")),
-    "claims_a": ("Claims −A ↓", ("summary", "claim_rate_a")),
-    "pf_v": ("PF@V", ("summary", "pf_v")),
-    "acc_at_v": ("Acc@V", ("summary", "acc_at_v")),
-    "control_v": ("TPR V", ("summary", "control_acc_v")),
-    "tnr_absent_v": ("TNR-abs V", ("summary", "tnr_absent_v")),
-    "pf_a": ("PF@A", ("summary", "pf_a")),
-    "acc_at_a": ("Acc@A", ("summary", "acc_at_a")),
-    "control_a": ("TPR A", ("summary", "control_acc_a")),
-    "tnr_absent_a": ("TNR-abs A", ("summary", "tnr_absent_a")),
-    "drop_v": ("Drop −V", ("reliance", "mask:video", "drop", "accuracy", "value")),
-    "drop_a": ("Drop −A", ("reliance", "mask:audio", "drop", "accuracy", "value")),
-    "text_only": ("Text-only acc", ("summary", "text_alone_accuracy")),
+COLUMNS: dict[str, tuple[str, str]] = {
+    "accuracy": ("Acc", "/variants/full/metrics/accuracy"),
+    "util_v": ("Util V", "/utilization/recall/video"),
+    "util_a": ("Util A", "/utilization/recall/audio"),
+    "grounded_v": ("Grounded V", "/grounded_utilization/video"),
+    "grounded_a": ("Grounded A", "/grounded_utilization/audio"),
+    "claims_v": ("Claims −V ↓", "/claims/video/rate"),
+    "claims_a": ("Claims −A ↓", "/claims/audio/rate"),
+    "pf_v": ("PF@V", "/faithfulness/video/headline"),
+    "acc_at_v": ("Acc@V", "/faithfulness/video/masked/accuracy"),
+    "control_v": ("TPR V", "/faithfulness/video/control/accuracy"),
+    "tnr_absent_v": ("TNR-abs V", "/faithfulness/video/absent/accuracy"),
+    "pf_a": ("PF@A", "/faithfulness/audio/headline"),
+    "acc_at_a": ("Acc@A", "/faithfulness/audio/masked/accuracy"),
+    "control_a": ("TPR A", "/faithfulness/audio/control/accuracy"),
+    "tnr_absent_a": ("TNR-abs A", "/faithfulness/audio/absent/accuracy"),
+    "drop_v": ("Drop −V", "/reliance/mask:video/drop/accuracy"),
+    "drop_a": ("Drop −A", "/reliance/mask:audio/drop/accuracy"),
+    "text_only": ("Text-only acc", "/variants/mask:video+audio/metrics/accuracy"),
 }
 EVIDENCE = ("video", "audio", "text")  # accuracy on clips that only this modality decides
-
-
-def _ci(tree: dict[str, Any], path: tuple[str, ...]) -> tuple[float, float] | None:
-    """The run's own bootstrap CI of a metric, found beside its value in the detailed results."""
-    where = SUMMARY_ESTIMATES.get(path[-1]) if path[0] == "summary" else path[:-1]
-    if where is None:
-        return None
-    low, high = tree_number(tree, (*where, "ci_low")), tree_number(tree, (*where, "ci_high"))
-    return None if low is None or high is None else (low, high)
 
 
 def evidence_accuracy(run: Path, task: str, manifest: Path) -> dict[str, float | None]:
@@ -72,16 +61,18 @@ def evidence_accuracy(run: Path, task: str, manifest: Path) -> dict[str, float |
 
 
 def row_metrics(run: Path, task: str, manifest: Path | None) -> dict[str, Any]:
-    """One eval run's metrics (with its bootstrap CIs) and its generation time."""
-    results = json.loads((run / "results.json").read_text())
-    tree = results["tasks"][task]
+    """One eval run's metrics (with its bootstrap CIs) and its generation time, read through `load_run`."""
+    result = load_run(run).result
+    estimates = result.tasks[task]
     out: dict[str, Any] = {"values": {}, "ci": {}}
-    for key, (_, path) in COLUMNS.items():
-        out["values"][key] = tree_number(tree, path)
-        out["ci"][key] = _ci(tree, path)
+    for key, (_, pointer) in COLUMNS.items():
+        got = estimates.metric(pointer)
+        out["values"][key] = got.value if got is not None else None
+        interval = (got.ci_low, got.ci_high) if got is not None else (None, None)
+        out["ci"][key] = None if None in interval else interval
     if manifest is not None:
         out["values"].update(evidence_accuracy(run, task, manifest))
-    out["generation_seconds"] = results.get("stats", {}).get("generation_seconds")
+    out["generation_seconds"] = result.stats.get("generation_seconds")
     return out
 
 
@@ -217,8 +208,7 @@ def seed_board(summary: dict[str, dict[str, Any]], per_seed: dict[int, dict[str,
 def write_leaderboard(config: Any, runs: dict[int, dict[str, Path]], stages: dict[str, Any], wall_seconds: float,
                       eval_suite: dict[str, int]) -> Path:
     """results.json (per seed, summary, metadata) and table.md under the config's out_dir; returns the folder."""
-    from mepbench.cache import default_cache_dir
-    from mepbench.tasks.loaders import mep_synth_root
+    from mepbench.tasks import mep_synth_root
 
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     manifest = mep_synth_root(cache, eval_suite["n"], eval_suite["seed"]) / "manifest.jsonl"
@@ -244,7 +234,7 @@ def write_board(out: Path, per_seed: dict[int, dict[str, dict[str, Any]]], metad
     out.mkdir(parents=True, exist_ok=True)
     data = {"summary": summary, "contrasts": contrasts, "contrasts_not_run": missing,
             "per_seed": {str(k): v for k, v in per_seed.items()}, "metadata": metadata}
-    (out / "results.json").write_text(strict_json.dumps(data, indent=2) + "\n")
+    (out / "results.json").write_text(strict_dumps(data, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(summary) + "\n\n## Pre-registered paired contrasts\n\n"
                                   + contrast_markdown(contrasts, config["alpha"])
                                   + (f"\n\nPre-registered contrasts not run (a row is missing): {', '.join(missing)}."
@@ -256,7 +246,6 @@ def write_board(out: Path, per_seed: dict[int, dict[str, dict[str, Any]]], metad
 
 def writer_code() -> dict[str, Any]:
     """The commit (and dirty flag) of the code writing a leaderboard."""
-    from mepbench.results import git_state
 
     return git_state(Path(__file__).parent)
 

@@ -1,7 +1,6 @@
-"""Rewards as plain callables `f(prompts, completions, **columns) -> list[float | None]`, built on mepbench.scoring.
+"""Rewards as plain callables `f(prompts, completions, **columns) -> list[float | None]`, all mepbench's scorers.
 
-R_acc is the emotion-wheel set-F1 (AffectGPT-R1's EW reward, paper §3.2) when the wheel files are given, else the
-set-F1 of the answer words; R_fmt and R_omni are mepbench's. A `CueScorer` embeds a batch's clauses and cues once
+R_acc (emotion-wheel or word set-F1), R_fmt and R_omni come from `mepbench.scoring`. A `CueScorer` embeds a batch's clauses and cues once
 and serves every cue-based reward part and the clause routing of the Omni-Perception Loss from that one result.
 """
 
@@ -20,11 +19,9 @@ from mepbench.scoring import (
     OmniPerception,
     completion_text,
     format_reward,
+    make_accuracy_reward,
     omni_perception,
-    parse_answer,
 )
-from mepbench.scoring.mer_metrics import parse_openset
-from mepbench.scoring.wheel import load_wheels
 
 RewardFn = Callable[..., list[float | None]]
 CUE_CATEGORIES = ("video", "audio", "emotion")
@@ -40,53 +37,6 @@ CUE_REWARDS = ("omni", "perception", "emotion_cues")
 
 class RewardError(RuntimeError):
     """A reward function raised, or returned a non-finite value or a list of the wrong length; names the sample."""
-
-
-def set_f1(predicted: set[str], gold: set[str]) -> float:
-    """2|P ∩ G| / (|P| + |G|); 0 when either set is empty."""
-    if not predicted or not gold:
-        return 0.0
-    return 2.0 * len(predicted & gold) / (len(predicted) + len(gold))
-
-
-def answer_words(completion: Any) -> list[str]:
-    """The lower-cased words of the completion's `<answer>` (none without the tag)."""
-    parsed = parse_answer(completion_text(completion))
-    return parsed.words if parsed.has_answer_tag else []
-
-
-def gold_words(label: Any) -> list[str]:
-    """A gold label (a word, a list string "[a, b]" or a list) as lower-cased words."""
-    return parse_openset(label) if label is not None else []
-
-
-def make_accuracy_reward(wheel_dir: str | Path | None = None,
-                         synonyms: Mapping[str, str] | None = None) -> RewardFn:
-    """R_acc: with `wheel_dir`, the mean over the 5 wheels (those where the gold maps to a sector) of the set-F1 of
-    the wheel-mapped answer and gold words (§3.2); otherwise, or when the gold maps to no sector, the set-F1 of the
-    words themselves after `synonyms`. None without a gold label (column `label`)."""
-    wheels = load_wheels(wheel_dir) if wheel_dir is not None else None
-    table = {k.lower(): v.lower() for k, v in (synonyms or {}).items()}
-
-    def accuracy(prompts: Sequence[Any], completions: Sequence[Any], label: Sequence[Any],
-                 **columns: Any) -> list[float | None]:
-        out: list[float | None] = []
-        for completion, gold_label in zip(completions, label):
-            gold = gold_words(gold_label)
-            if not gold:
-                out.append(None)
-                continue
-            pred = answer_words(completion)
-            if wheels is not None:
-                mapped_gold, mapped_pred = wheels.map_all(gold), wheels.map_all(pred)
-                scores = [set_f1(set(p), set(g)) for p, g in zip(mapped_pred, mapped_gold) if g]
-                if scores:
-                    out.append(sum(scores) / len(scores))
-                    continue
-            out.append(set_f1({table.get(w, w) for w in pred}, {table.get(w, w) for w in gold}))
-        return out
-
-    return accuracy
 
 
 class CueScorer:

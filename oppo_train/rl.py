@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from mepbench.scoring.embedding import make_embedder
+from mepbench.scoring import make_embedder
 from mepbench.types import Sample
 from oppo_train.config import ConfigError, RLConfig, apply_variant_defaults, validate
 from oppo_train.core import (
@@ -26,10 +26,8 @@ from oppo_train.core import (
     feature_keys,
     group_advantages,
     mask_features,
-    masked_copies,
     perception_loss,
     route_tokens,
-    swap_routes,
     token_kl,
 )
 from oppo_train.engine import Engine, Recent, step_seed
@@ -92,10 +90,10 @@ class RLTrainer(Engine):
         validate(config)
         super().__init__(config)
         self.config: RLConfig = config  # narrowed for the RL fields
-        self.mode = config.perception_mode
+        self.strategy = config.strategy
         extra = {name: import_callable(path) for name, path in config.rewards.extra.items()}
         extra.update(extra_rewards or {})
-        needs_scorer = config.cue_rewards or self.mode == "oppo"
+        needs_scorer = config.cue_rewards or self.strategy.routed
         self.scorer = CueScorer(make_embedder(config.rewards.embedder), config.rewards.delta) if needs_scorer else None
         self.rewards = build_rewards(reward_weights(config), self.scorer, config.rewards.wheel_dir,
                                      self.task.synonyms, extra)
@@ -202,16 +200,13 @@ class RLTrainer(Engine):
     # -- no-grad passes ----------------------------------------------------------------------------------------------
 
     def route(self, r: Rollout) -> dict[str, torch.Tensor]:
-        """T_V / T_A: tokens of the clauses routed by their best cue match (one cached cue-scoring pass); swapped
-        between the modalities for the `oppo_shuffled` control."""
+        """T_V / T_A: tokens of the clauses routed by their best cue match (one cached cue-scoring pass)."""
         assert self.scorer is not None
         results = self.scorer.score(r.texts, [s.cues for s in r.samples])
         lengths = r.completion_mask.sum(1).tolist()
         ids = [row[:n] for row, n in zip(r.completion_ids.tolist(), lengths)]
         masks = route_tokens(self.adapter.tokenizer, ids, r.texts, [x.clauses for x in results],
                              r.completion_ids.shape[1])
-        if self.config.routing == "swapped":
-            masks = swap_routes(masks)
         return {m: v.to(self.accelerator.device) & r.completion_mask.bool() for m, v in masks.items()}
 
     def precompute(self, r: Rollout, salt: int) -> None:
@@ -221,16 +216,13 @@ class RLTrainer(Engine):
         the log-distributions there for the exact KL."""
         c, temp = self.config, self.config.temperature
         exact = c.perception.estimator == "exact"
-        copies = masked_copies(self.mode)
+        copies = self.strategy.copies
         with torch.no_grad():
             r.context = self.policy(r.inputs, r.completion_ids, r.completion_mask, encode=True)
             if self.reference is not None:
                 r.ref_logp = self.reference(r.inputs, r.completion_ids, r.completion_mask, temperature=temp,
                                             context=r.context, targets=r.completion_mask.bool()).logp
-        if self.mode == "oppo":
-            r.token_masks = self.route(r)
-        else:
-            r.token_masks = {copy_name(modalities): r.completion_mask.bool() for modalities in copies}
+        r.token_masks = self.strategy.token_masks(r.completion_mask, lambda: self.route(r))
         with torch.no_grad():
             for k, modalities in enumerate(copies):
                 name = copy_name(modalities)

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mepbench.backends import build_engine_prompt, media_limits
 from mepbench.backends.adapters import ChatAdapter
-from mepbench.backends.vllm_inputs import build_engine_prompt, media_limits
 from mepbench.types import Request
 from oppo_train.config import RLConfig
 

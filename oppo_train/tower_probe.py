@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mepbench.scoring.vocabulary import VISUAL_CUES
-from mepbench.synth.cues import EMOTIONS, shown_emotion
+from mepbench.scoring import VISUAL_CUES
+from mepbench.synth import EMOTIONS, shown_emotion
 from mepbench.types import Sample, VideoPart
 
 PIXEL_SIDE = 28  # the pixel reference: grey frames averaged over time, area-downsampled to 28 x 28
@@ -113,8 +113,7 @@ def run_probe(model: str, n: int, seed: int, cache_dir: Path, train_fraction: fl
               limit: int | None = None) -> dict[str, Any]:
     """Load `model`, extract tower and pixel features for the clips of mep-synth suite (n, seed) (the first `limit`),
     fit the probes."""
-    from mepbench.tasks.loaders import load_mep_synth
-    from mepbench.tasks.spec import TaskContext
+    from mepbench.tasks import TaskContext, load_mep_synth
     from oppo_train.config import ModelConfig
     from oppo_train.policy import load_adapter
 
@@ -138,7 +137,7 @@ def run_probe(model: str, n: int, seed: int, cache_dir: Path, train_fraction: fl
 
 def main(argv: list[str] | None = None) -> None:
     """Probe one checkpoint and print (or write) the report as JSON."""
-    from mepbench.cache import default_cache_dir
+    from mepbench import default_cache_dir
 
     p = argparse.ArgumentParser(prog="python -m oppo_train.tower_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="checkpoint folder or mepbench alias")

@@ -1,13 +1,15 @@
 """The RL variants, one row each: the OPPO paper's ablation (§6.2), PAPO at its published settings, and the
 falsification controls of OPPO's perception term.
 
-A variant fixes the perception mode (which masked copies, which tokens), whether the cue rewards (R_omni) are on,
-how its tokens are routed, and the defaults of the perception settings; a setting given explicitly in a config file
-or on the command line wins over the variant's default.
+A variant is one object here: its perception strategy (which masked copies, on which tokens), whether the cue rewards
+(R_omni) are on, and the defaults of the perception settings; a setting given explicitly in a config file or on the
+command line wins over the variant's default. The trainer asks the strategy and never tests a variant's name, so a new
+variant, even one with a new token selection, is an edit of this file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,30 +25,54 @@ PAPO_PERCEPTION = {"beta": 0.02, "rho": 0.6, "estimator": "k3", "entropy_coef": 
 
 
 @dataclass(frozen=True)
+class Perception:
+    """A variant's perception term as a strategy: which masked copies get a no-grad pass (the modality sets masked in
+    each) and on which tokens each copy is compared with the full input: every completion token (PAPO), or the tokens
+    of the clauses cue routing gives its modality (OPPO), optionally swapped between the two (the routing control)."""
+
+    name: str
+    copies: tuple[tuple[str, ...], ...] = ()
+    routed: bool = False
+    swapped: bool = False
+
+    def token_masks(self, completion_mask: Any, routes: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Copy name (`video`, `audio`, `video+audio`) → the (B, T) boolean tokens its KL is taken on; `routes` gives
+        the routed T_V / T_A and is called only by a routed strategy."""
+        if not self.routed:
+            return {"+".join(modalities): completion_mask.bool() for modalities in self.copies}
+        masks = routes()
+        return {"video": masks["audio"], "audio": masks["video"]} if self.swapped else masks
+
+
+NONE = Perception("none")
+PAPO = Perception("papo", (("video", "audio"),))  # PAPO V0: one copy with video and audio masked together
+PAPO_DUAL = Perception("papo_dual", (("video",), ("audio",)))  # V1: one copy per modality, every token
+OPPO = Perception("oppo", (("video",), ("audio",)), routed=True)  # each copy on the tokens routed to its modality
+OPPO_SWAPPED = Perception("oppo_swapped", OPPO.copies, routed=True, swapped=True)
+
+
+@dataclass(frozen=True)
 class Variant:
-    """One RL row: perception mode (`none`, `papo`: one copy with video and audio masked, `papo_dual`: one copy per
-    modality, both on every completion token, `oppo`: one copy per modality on the tokens routed to it), cue rewards
-    on or off, token routing (`cues`, or `swapped`: each routed clause goes to the other modality's copy) and the
-    perception defaults."""
+    """One RL row: its perception strategy, whether the cue rewards (R_omni) are on, and the defaults of the
+    perception settings."""
 
     name: str
     title: str
-    mode: str
+    perception: Perception
     cue_rewards: bool
-    perception: dict[str, Any] = field(default_factory=dict)
-    routing: str = "cues"
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("baseline", "GRPO baseline (acc + fmt)", "none", False),
-    Variant("romni", "+ R_omni", "none", True),
-    Variant("papo", "PAPO (published settings)", "papo", False, PAPO_PERCEPTION),
-    Variant("papo_dual", "PAPO-dual (published settings)", "papo_dual", False, PAPO_PERCEPTION),
-    Variant("romni_papo", "+ R_omni + PAPO (OPPO's settings)", "papo", True, OPPO_PERCEPTION),
-    Variant("romni_papo_dual", "+ R_omni + PAPO-dual (OPPO's settings)", "papo_dual", True, OPPO_PERCEPTION),
-    Variant("oppo", "OPPO (R_omni + J_omni)", "oppo", True, OPPO_PERCEPTION),
-    Variant("oppo_rho0", "OPPO, ρ = 0 (control: masked = full)", "oppo", True, {**OPPO_PERCEPTION, "rho": 0.0}),
-    Variant("oppo_shuffled", "OPPO, routing swapped (control)", "oppo", True, OPPO_PERCEPTION, "swapped"),
+    Variant("baseline", "GRPO baseline (acc + fmt)", NONE, False),
+    Variant("romni", "+ R_omni", NONE, True),
+    Variant("papo", "PAPO (published settings)", PAPO, False, PAPO_PERCEPTION),
+    Variant("papo_dual", "PAPO-dual (published settings)", PAPO_DUAL, False, PAPO_PERCEPTION),
+    Variant("romni_papo", "+ R_omni + PAPO (OPPO's settings)", PAPO, True, OPPO_PERCEPTION),
+    Variant("romni_papo_dual", "+ R_omni + PAPO-dual (OPPO's settings)", PAPO_DUAL, True, OPPO_PERCEPTION),
+    Variant("oppo", "OPPO (R_omni + J_omni)", OPPO, True, OPPO_PERCEPTION),
+    Variant("oppo_rho0", "OPPO, ρ = 0 (control: masked = full)", OPPO, True, {**OPPO_PERCEPTION, "rho": 0.0}),
+    Variant("oppo_shuffled", "OPPO, routing swapped (control)", OPPO_SWAPPED, True, OPPO_PERCEPTION),
 )}
 # the OPPO paper's ablation rows, in the order of its table (the PAPO rows of that table are `romni_papo*` here)
 PAPER_ROWS = ("baseline", "romni", "romni_papo", "romni_papo_dual", "oppo")

@@ -141,3 +141,47 @@ def test_backends_and_loaders_come_from_installed_entry_points_too(tmp_path, mon
             get_loader("nope")
     finally:
         sys.modules.pop("my_plugins", None)
+
+
+# What the trainer may import from mepbench: the top-level package and these subpackages, and only names in their
+# `__all__` (the documented public API, docs/design.md "Public API").
+PUBLIC = ("mepbench", "mepbench.backends", "mepbench.backends.adapters", "mepbench.masking", "mepbench.models",
+          "mepbench.report", "mepbench.scoring", "mepbench.synth", "mepbench.tasks", "mepbench.types")
+
+
+def trainer_imports() -> dict[tuple[str, str], list[str]]:
+    """(mepbench module, name) → the oppo_train files importing it, function-level imports included."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for path in sorted((ROOT / "oppo_train").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mepbench":
+                for alias in node.names:
+                    out.setdefault((node.module, alias.name), []).append(path.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "mepbench":
+                        out.setdefault((alias.name, "*"), []).append(path.name)
+    return out
+
+
+def test_the_trainer_imports_only_mepbench_s_public_api():
+    import importlib
+
+    imports = trainer_imports()
+    outside = {f"{m}.{n}": files for (m, n), files in imports.items() if m not in PUBLIC or n == "*"}
+    assert not outside, f"oppo_train imports mepbench internals: {outside}"
+    unlisted = {f"{m}.{n}": files for (m, n), files in imports.items()
+                if n not in getattr(importlib.import_module(m), "__all__", ())}
+    assert not unlisted, f"oppo_train imports names missing from their module's __all__: {unlisted}"
+    assert {m for m, _ in imports} <= set(PUBLIC) and len(imports) > 20, "the listing sees the trainer's imports"
+
+
+@pytest.mark.parametrize("module", PUBLIC)
+def test_every_public_name_resolves(module):
+    import importlib
+
+    mod = importlib.import_module(module)
+    exported = getattr(mod, "__all__", None)
+    assert exported, f"{module} declares no __all__"
+    missing = [n for n in exported if not hasattr(mod, n)]
+    assert not missing, f"{module}.__all__ names what it does not have: {missing}"

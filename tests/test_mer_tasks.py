@@ -11,14 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_fixture
+
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.runner import EvalConfig, make_context, run_eval
 from mepbench.scoring.openset import OPENSET_PROMPT, SENTIMENT_PROMPT
 from mepbench.synth import generate_suite
-from mepbench.tasks.mer_replay import is_affectgpt_results
 from mepbench.tasks.mer_data import load_labels
+from mepbench.tasks.mer_replay import is_affectgpt_results
 from mepbench.types import Response
 
 PUBLISHED = {"mer2023": ("HIT", 78.54), "meld": ("HIT", 55.65), "iemocap": ("HIT", 60.54), "cmumosi": ("WAF", 81.30),

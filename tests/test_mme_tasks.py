@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_fixture
 from PIL import Image
 
-from conftest import shared_fixture
 from mepbench.aggregation import task_results
 from mepbench.backends.scripted import ScriptedBackend
 from mepbench.judges import JudgeLedger, metered

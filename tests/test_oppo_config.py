@@ -19,23 +19,23 @@ def test_paper_defaults():
     assert (c.rewards.alpha, c.perception.beta, c.perception.rho, c.rewards.delta) == (0.5, 8e-3, 0.7, 0.5)
     assert (c.num_generations, c.lr, c.clip_eps, c.ref_kl_coef) == (4, 2e-6, 0.2, 0.04)
     assert (c.perception.estimator, c.perception.entropy_coef, c.scale_rewards) == ("exact", 3e-4, "none")
-    assert (c.variant, c.perception_mode, c.cue_rewards, c.routing) == ("oppo", "oppo", True, "cues")
+    assert (c.variant, c.strategy.name, c.cue_rewards, c.strategy.swapped) == ("oppo", "oppo", True, False)
     assert (SFTConfig().lr, SFTConfig().num_epochs) == (2e-5, 2)
 
 
-@pytest.mark.parametrize("variant, mode, cues, beta, rho, estimator, eta, mask, routing", [
-    ("papo", "papo", False, 0.02, 0.6, "k3", 0.05, "patch", "cues"),        # PAPO v5 Table 6, PAPO_G-7B
-    ("papo_dual", "papo_dual", False, 0.02, 0.6, "k3", 0.05, "patch", "cues"),
-    ("romni_papo", "papo", True, 8e-3, 0.7, "exact", 3e-4, "element", "cues"),
-    ("romni_papo_dual", "papo_dual", True, 8e-3, 0.7, "exact", 3e-4, "element", "cues"),
-    ("oppo_rho0", "oppo", True, 8e-3, 0.0, "exact", 3e-4, "element", "cues"),
-    ("oppo_shuffled", "oppo", True, 8e-3, 0.7, "exact", 3e-4, "element", "swapped"),
-    ("baseline", "none", False, 0.0, 0.0, "exact", 0.0, "element", "cues"),
+@pytest.mark.parametrize("variant, mode, cues, beta, rho, estimator, eta, mask", [
+    ("papo", "papo", False, 0.02, 0.6, "k3", 0.05, "patch"),        # PAPO v5 Table 6, PAPO_G-7B
+    ("papo_dual", "papo_dual", False, 0.02, 0.6, "k3", 0.05, "patch"),
+    ("romni_papo", "papo", True, 8e-3, 0.7, "exact", 3e-4, "element"),
+    ("romni_papo_dual", "papo_dual", True, 8e-3, 0.7, "exact", 3e-4, "element"),
+    ("oppo_rho0", "oppo", True, 8e-3, 0.0, "exact", 3e-4, "element"),
+    ("oppo_shuffled", "oppo_swapped", True, 8e-3, 0.7, "exact", 3e-4, "element"),
+    ("baseline", "none", False, 0.0, 0.0, "exact", 0.0, "element"),
 ])
-def test_variant_defaults(variant, mode, cues, beta, rho, estimator, eta, mask, routing):
+def test_variant_defaults(variant, mode, cues, beta, rho, estimator, eta, mask):
     c = load_config(RLConfig, None, [f"variant={variant}"])
     p = c.perception
-    assert (c.perception_mode, c.cue_rewards, c.routing) == (mode, cues, routing)
+    assert (c.strategy.name, c.cue_rewards) == (mode, cues)
     assert (p.beta, p.rho, p.estimator, p.entropy_coef, p.mask) == (beta, rho, estimator, eta, mask)
 
 
@@ -52,7 +52,7 @@ def test_file_and_overrides(tmp_path):
     path.write_text("variant: papo\nperception: {beta: 0.03}\nmodel:\n  path: /m\n")
     c = load_config(RLConfig, path, ["perception.rho=0.5", "lr=1e-5", "rewards.weights={accuracy: 1, x: 2}",
                                      "ref_kl_final=null", "max_steps=3"])
-    assert (c.variant, c.perception_mode, c.perception.beta, c.perception.rho) == ("papo", "papo", 0.03, 0.5)
+    assert (c.variant, c.strategy.name, c.perception.beta, c.perception.rho) == ("papo", "papo", 0.03, 0.5)
     assert c.lr == 1e-5 and isinstance(c.lr, float) and c.max_steps == 3 and c.ref_kl_final is None
     assert c.rewards.weights == {"accuracy": 1, "x": 2} and c.model.path == "/m"
 
@@ -152,3 +152,27 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, session_cache, capsys):
     with pytest.raises(SystemExit) as bad_reward:
         main(["rl", *common, "rewards.extra={x: 'no_such_module:fn'}"])
     assert bad_reward.value.code == 2 and "cannot import 'no_such_module:fn'" in capsys.readouterr().err
+
+
+def test_each_perception_strategy_picks_its_copies_and_tokens():
+    import torch
+
+    from oppo_train.variants import NONE, OPPO, OPPO_SWAPPED, PAPO, PAPO_DUAL
+
+    completion = torch.tensor([[1, 1, 1, 0]])
+    routed = {"video": torch.tensor([[True, False, False, False]]), "audio": torch.tensor([[False, True, True, False]])}
+    calls = []
+
+    def routes():
+        calls.append(1)
+        return routed
+
+    assert (NONE.copies, PAPO.copies) == ((), (("video", "audio"),))
+    assert PAPO_DUAL.copies == OPPO.copies == OPPO_SWAPPED.copies == (("video",), ("audio",))
+    assert NONE.token_masks(completion, routes) == {}
+    papo = PAPO.token_masks(completion, routes)
+    assert list(papo) == ["video+audio"] and torch.equal(papo["video+audio"], completion.bool())
+    assert set(PAPO_DUAL.token_masks(completion, routes)) == {"video", "audio"} and not calls, "PAPO never routes"
+    assert OPPO.token_masks(completion, routes) is routed and len(calls) == 1
+    swapped = OPPO_SWAPPED.token_masks(completion, routes)
+    assert torch.equal(swapped["video"], routed["audio"]) and torch.equal(swapped["audio"], routed["video"])

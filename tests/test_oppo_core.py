@@ -17,9 +17,7 @@ from oppo_train.core import (
     k1,
     k3,
     mask_features,
-    masked_copies,
     perception_loss,
-    swap_routes,
     token_kl,
 )
 
@@ -245,18 +243,6 @@ def test_patch_masking_of_audio_silences_whole_frames_of_each_clip():
     assert torch.equal(out[..., 200:], features[..., 200:])  # after the longest clip: not drawn for
     with pytest.raises(ValueError, match="unknown mask style"):
         mask_features(inputs, ["audio"], 0.5, style="pixels")
-
-
-def test_swapped_routing_moves_every_routed_token_to_the_other_copy():
-    masks = {"video": torch.tensor([[True, False, False]]), "audio": torch.tensor([[False, True, True]])}
-    swapped = swap_routes(masks)
-    assert torch.equal(swapped["video"], masks["audio"]) and torch.equal(swapped["audio"], masks["video"])
-
-
-def test_masked_copies_per_mode():
-    assert masked_copies("none") == ()
-    assert masked_copies("papo") == (("video", "audio"),)
-    assert masked_copies("papo_dual") == masked_copies("oppo") == (("video",), ("audio",))
 
 
 # -- the Omni-Perception Loss ---------------------------------------------------------------------------------------

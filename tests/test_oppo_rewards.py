@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_fixture
 from helpers import FakeEmbedder
 
-from mepbench.scoring import format_reward
+from mepbench.scoring import format_reward, make_accuracy_reward, set_f1
 from oppo_train.rewards import (
     PRESETS,
     CueScorer,
@@ -17,8 +17,6 @@ from oppo_train.rewards import (
     WeightedReward,
     build_rewards,
     compute_rewards,
-    make_accuracy_reward,
-    set_f1,
 )
 
 

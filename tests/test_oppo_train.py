@@ -71,12 +71,12 @@ def test_two_rl_steps_per_variant_change_the_weights(tmp_path, session_cache, va
         assert row["advantage/abs_mean"] > 0 and row["reward/length"] > 0
         assert ("reward/omni" in row) == VARIANTS[variant].cue_rewards
         perception = {"none": [], "papo": ["video+audio"], "papo_dual": ["audio", "video"],
-                      "oppo": ["audio", "video"]}[VARIANTS[variant].mode]
+                      "oppo": ["audio", "video"], "oppo_swapped": ["audio", "video"]}[VARIANTS[variant].perception.name]
         assert sorted(k[3:] for k in row if k.startswith("kl/") and k != "kl/ref") == perception
         assert ("loss/perception" in row) == bool(perception)
     if variant == "oppo":
         assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
-    if VARIANTS[variant].mode in ("papo", "papo_dual"):
+    if VARIANTS[variant].perception.name in ("papo", "papo_dual"):
         assert rows[0]["tokens/video" if "dual" in variant else "tokens/video+audio"] == \
             rows[0]["tokens/completion_mean"] * 4
 
@@ -255,14 +255,14 @@ def mixed_rollout(t: RLTrainer, kinds: tuple[str, ...]) -> Rollout:
 
 def plain_precompute(t: RLTrainer, r: Rollout, salt: int) -> None:
     """The passes without the optimisations: every row and token, towers recomputed, the same feature masks."""
-    from oppo_train.core import copy_name, mask_features, masked_copies
+    from oppo_train.core import copy_name, mask_features
     from oppo_train.engine import step_seed
 
     c, temp = t.config, t.config.temperature
     r.token_masks = t.route(r)
     with torch.no_grad():
         r.ref_logp = thinker_scores(t.reference, r.inputs, r.completion_ids, r.completion_mask, temp)[0]
-        for k, modalities in enumerate(masked_copies(t.mode)):
+        for k, modalities in enumerate(t.strategy.copies):
             gen = torch.Generator().manual_seed(step_seed(c.seed, t.step, t.rank, 1, salt, k))
             masked = mask_features(r.inputs, modalities, c.perception.rho, gen)
             logp, log_dist = thinker_scores(t.unwrapped, masked, r.completion_ids, r.completion_mask, temp)

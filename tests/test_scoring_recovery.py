@@ -3,27 +3,22 @@ embedder, and once with the real default embedder."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from helpers import FakeEmbedder, real_embedder
 
 from mepbench.scoring import (
     Cues,
-    accuracy_reward,
     completion_clauses,
     completion_text,
-    cue_recovery_reward,
     format_reward,
     hit_scores,
-    make_cue_recovery_reward,
+    omni_perception,
     route,
     score_completion,
     split_clauses,
     think_span,
 )
-
-from helpers import FakeEmbedder, real_embedder
-
 
 # ------------------------------------------------------------------------------------------- clauses
 
@@ -110,7 +105,7 @@ def test_omni_perception_categories_and_edge_cases():
     assert score_completion(COMPLETION, Cues(video=("furrowed brows",)), fake).reward == pytest.approx(0.6)
 
 
-# ------------------------------------------------------------------------------------------- TRL adapters
+# ------------------------------------------------------------------------------------------- reward helpers
 
 def test_completion_text_accepts_strings_and_chat_messages():
     assert completion_text("x") == "x"
@@ -119,31 +114,12 @@ def test_completion_text_accepts_strings_and_chat_messages():
     assert completion_text(parts) == "ab"
 
 
-def test_format_and_accuracy_rewards():
+def test_format_reward():
     completions = ["<think>t</think><answer>sad, happy</answer>",
                    [{"role": "assistant", "content": "<answer>happy</answer>"}],
                    "<think>t</think><answer>unhappy</answer>",
                    "<think>t</think><answer>sad</answer>"]
     assert format_reward([None] * 4, completions) == [1.0, 0.0, 1.0, 1.0]
-    labels = ["happy", "sad", "angry", "surprised", "fearful", "neutral"]
-    got = accuracy_reward([None] * 4, completions, label=["sad", "sad", "sad", None], labels=[labels] * 4)
-    # first-mentioned label is the prediction; "unhappy" is not "happy"; no gold → None
-    assert got == [1.0, 0.0, 0.0, None]
-    # a shared label list, a multi-label gold, and no label set (gold mentioned as a whole word)
-    assert accuracy_reward([None], completions[:1], label=[["happy", "sad"]], labels=labels) == [1.0]
-    assert accuracy_reward([None, None], completions[1:3], label=["happy", "happy"]) == [1.0, 0.0]
-    assert accuracy_reward([None], ["<answer>joyful</answer>"], label=["happy"], labels=labels,
-                           synonyms={"joyful": "happy"}) == [1.0]
-
-
-def test_cue_recovery_reward_adapter():
-    fake = FakeEmbedder(TABLE)
-    got = cue_recovery_reward([None, None], [COMPLETION, [{"role": "assistant", "content": COMPLETION}]],
-                              cues=[CUES, None], embedder=fake, label=["angry", "angry"])
-    assert got[0] == pytest.approx(0.5) and got[1] is None
-    bound = make_cue_recovery_reward(fake, delta=0.5, categories=("video", "audio"))
-    assert bound.__name__ == "cue_recovery_reward"
-    assert bound([None], [COMPLETION], cues=[CUES]) == pytest.approx([0.45])
 
 
 def test_real_embedder_reward_and_routing():
@@ -158,5 +134,4 @@ def test_real_embedder_reward_and_routing():
     assert routed["tears run down her face"] == "video"
     assert routed["Her voice trembles"] == "audio"
     assert routed["she speaks"] is None
-    # the TRL adapter without an explicit embedder uses the same process-wide default
-    assert cue_recovery_reward([None], [relevant], cues=[cues]) == pytest.approx([good.reward])
+    assert omni_perception([relevant], [cues], real)[0].reward == pytest.approx(good.reward)

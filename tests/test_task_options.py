@@ -23,7 +23,13 @@ from mepbench.cli_flags import config_command, config_from_flags, config_paramet
 from mepbench.config import EvalConfig
 from mepbench.runner import run_eval
 from mepbench.tasks import TaskContext, TaskRegistry
-from mepbench.tasks.options import TaskArgError, assign, build_options, option, parse_task_args
+from mepbench.tasks.options import (
+    TaskArgError,
+    assign,
+    build_options,
+    option,
+    parse_task_args,
+)
 
 MEPBENCH = str(Path(sys.executable).parent / "mepbench")
 

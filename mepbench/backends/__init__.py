@@ -26,4 +26,13 @@ def create_backend(name: str, model: str, **options: Any) -> Backend:
     return find_plugin(name, BUILTIN, "mepbench.backends", "backend")(model, **options)
 
 
-__all__ = ["Backend", "Capabilities", "backend_names", "create_backend"]
+def __getattr__(name: str) -> Any:
+    """The engine-prompt builders of the vLLM backend (`vllm_inputs`), imported on first use."""
+    if name not in ("build_engine_prompt", "media_limits"):
+        raise AttributeError(f"module 'mepbench.backends' has no attribute {name!r}")
+    from mepbench.backends import vllm_inputs
+
+    return getattr(vllm_inputs, name)
+
+
+__all__ = ["Backend", "Capabilities", "backend_names", "build_engine_prompt", "create_backend", "media_limits"]

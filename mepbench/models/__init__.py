@@ -4,8 +4,20 @@ package (`leaderboards/mini-repro/` says how it was made), and `tiny-omni-random
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 TRAINED_TINY_OMNI = Path(__file__).parent / "tiny-omni"
+_LAZY = {"build_tiny_omni", "ensure_tiny_omni", "INIT_RANGE"}  # in tiny_omni, which imports torch and transformers
+__all__ = ["INIT_RANGE", "TRAINED_TINY_OMNI", "build_tiny_omni", "ensure_tiny_omni", "resolve_alias"]
+
+
+def __getattr__(name: str) -> Any:
+    """The tiny-omni builders, imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mepbench.models' has no attribute {name!r}")
+    from mepbench.models import tiny_omni
+
+    return getattr(tiny_omni, name)
 
 
 def resolve_alias(model: str, cache_dir: Path) -> str:

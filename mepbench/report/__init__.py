@@ -11,10 +11,12 @@ _EXPORTS = {
     "ReportOptions": "build", "build_report": "build", "Board": "leaderboard", "Entry": "leaderboard",
     "build_boards": "leaderboard", "References": "reference", "ReportedRow": "reference",
     "default_reference_dir": "reference", "load_references": "reference", "RunData": "runs", "load_run": "runs",
-    "load_runs": "runs",
+    "load_runs": "runs", "Cell": "cells", "SeedBoard": "seeds", "SeedCell": "seeds", "SeedRow": "seeds",
+    "write_seed_board": "seeds",
 }
-__all__ = ["Board", "Entry", "References", "ReportOptions", "ReportedRow", "RunData", "build_boards", "build_report",
-           "default_reference_dir", "load_references", "load_run", "load_runs"]
+__all__ = ["Board", "Cell", "Entry", "References", "ReportOptions", "ReportedRow", "RunData", "SeedBoard", "SeedCell",
+           "SeedRow", "build_boards", "build_report", "default_reference_dir", "load_references", "load_run", "load_runs",
+           "write_seed_board"]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from mepbench.scoring.metrics import Estimate, bootstrap_estimate, bootstrap_indices, undefined
+from mepbench.scoring.metrics import (
+    Estimate,
+    bootstrap_estimate,
+    bootstrap_indices,
+    undefined,
+)
+from mepbench.types import Modality
 
+PROBED = (Modality.VIDEO, Modality.AUDIO)  # the modalities asked about by yes/no probes (MEP-Bench, training data)
 YES_WORDS = ("yes", "yeah", "yep", "yup")
 NO_WORDS = ("no", "nope")
 _DECISIVE = re.compile(r"(?<![\w'’-])(" + "|".join(YES_WORDS + NO_WORDS) + r")(?![\w'’-])", re.I)

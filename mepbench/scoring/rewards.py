@@ -1,19 +1,17 @@
-"""TRL-style reward adapters over the shared scorers: `f(prompts, completions, **columns) -> list[float | None]`.
-
-Completions are strings or chat-message lists (`[{"role": "assistant", "content": ...}]`); dataset columns
-arrive as keyword lists, one value per completion. None means "no reward defined for this sample".
-"""
+"""The answer rewards of the trainer, as plain callables `f(prompts, completions, **columns) -> list[float | None]`
+(TRL's reward signature; dataset columns arrive as keyword lists, one value per completion; None means "no reward
+defined for this sample"): R_fmt (format) and R_acc (emotion-wheel or word set-F1). The cue rewards are R_omni
+(`mepbench.scoring.recovery.omni_perception`), served batch-wise by the trainer's `CueScorer`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from mepbench.scoring.answer import match_label, parse_answer
-from mepbench.scoring.cues import Cues
-from mepbench.scoring.embedding import Embedder, default_embedder
-from mepbench.scoring.recovery import DEFAULT_DELTA, REWARD_CATEGORIES, omni_perception
+from mepbench.scoring.answer import parse_answer
+from mepbench.scoring.mer_metrics import parse_openset
+from mepbench.scoring.wheel import load_wheels
 
 RewardFn = Callable[..., list[float | None]]
 Completion = str | Sequence[Mapping[str, Any]]
@@ -39,52 +37,48 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Completion], **c
     return [1.0 if parse_answer(completion_text(c)).format_ok else 0.0 for c in completions]
 
 
-def _label_set(labels: Any, i: int) -> list[str] | None:
-    if labels is None:
-        return None
-    if labels and isinstance(labels[0], str):
-        return list(labels)
-    return list(labels[i]) if labels[i] else None
+def set_f1(predicted: set[str], gold: set[str]) -> float:
+    """2|P ∩ G| / (|P| + |G|); 0 when either set is empty."""
+    if not predicted or not gold:
+        return 0.0
+    return 2.0 * len(predicted & gold) / (len(predicted) + len(gold))
 
 
-def accuracy_reward(prompts: Sequence[Any], completions: Sequence[Completion], label: Sequence[Any],
-                    labels: Sequence[Any] | None = None, synonyms: Mapping[str, str] | None = None,
-                    **columns: Any) -> list[float | None]:
-    """1.0 when the label `match_label` reads from the `<answer>` is the gold `label` (a string or a list of
-    accepted ones), else 0.0; None without a gold label.
-
-    `labels` is the label set (one list for all samples, or one per sample): the first label mentioned is the
-    prediction. Without it the vocabulary is the gold label alone, so the reward checks that the gold label is
-    mentioned as a whole word.
-    """
-    rewards: list[float | None] = []
-    for i, completion in enumerate(completions):
-        gold = label[i]
-        if gold is None or gold == [] or gold == "":
-            rewards.append(None)
-            continue
-        accepted = [gold] if isinstance(gold, str) else list(gold)
-        vocab = _label_set(labels, i) or accepted
-        predicted = match_label(parse_answer(completion_text(completion)).answer, vocab, synonyms)
-        hit = predicted is not None and predicted.lower() in {a.lower() for a in accepted}
-        rewards.append(1.0 if hit else 0.0)
-    return rewards
+def answer_words(completion: Completion) -> list[str]:
+    """The lower-cased words of the completion's `<answer>` (none without the tag)."""
+    parsed = parse_answer(completion_text(completion))
+    return parsed.words if parsed.has_answer_tag else []
 
 
-def cue_recovery_reward(prompts: Sequence[Any], completions: Sequence[Completion],
-                        cues: Sequence[Cues | Mapping[str, Sequence[str]] | None], *, embedder: Embedder | None = None,
-                        delta: float = DEFAULT_DELTA, categories: Sequence[str] = REWARD_CATEGORIES,
-                        **columns: Any) -> list[float | None]:
-    """R_omni (paper §3): mean over cue categories of mean s(c) against the completion's clauses; None where the
-    sample has no reference cues. Without `embedder` the process-wide default embedder is used."""
-    scorer = embedder or default_embedder()
-    results = omni_perception([completion_text(c) for c in completions], [c or {} for c in cues], scorer,
-                              delta=delta, categories=categories)
-    return [r.reward for r in results]
+def gold_words(label: Any) -> list[str]:
+    """A gold label (a word, a list string "[a, b]" or a list) as lower-cased words."""
+    return parse_openset(label) if label is not None else []
 
 
-def make_cue_recovery_reward(embedder: Embedder | None = None, delta: float = DEFAULT_DELTA,
-                             categories: Sequence[str] = REWARD_CATEGORIES) -> RewardFn:
-    """`cue_recovery_reward` with its embedder and δ bound, named for TRL's reward logging."""
-    bound = functools.partial(cue_recovery_reward, embedder=embedder, delta=delta, categories=categories)
-    return functools.update_wrapper(bound, cue_recovery_reward)
+def make_accuracy_reward(wheel_dir: str | Path | None = None,
+                         synonyms: Mapping[str, str] | None = None) -> RewardFn:
+    """R_acc: with `wheel_dir`, the mean over the 5 wheels (those where the gold maps to a sector) of the set-F1 of
+    the wheel-mapped answer and gold words (AffectGPT-R1's EW reward, §3.2); otherwise, or when the gold maps to no
+    sector, the set-F1 of the words themselves after `synonyms`. None without a gold label (column `label`)."""
+    wheels = load_wheels(wheel_dir) if wheel_dir is not None else None
+    table = {k.lower(): v.lower() for k, v in (synonyms or {}).items()}
+
+    def accuracy(prompts: Sequence[Any], completions: Sequence[Any], label: Sequence[Any],
+                 **columns: Any) -> list[float | None]:
+        out: list[float | None] = []
+        for completion, gold_label in zip(completions, label):
+            gold = gold_words(gold_label)
+            if not gold:
+                out.append(None)
+                continue
+            pred = answer_words(completion)
+            if wheels is not None:
+                mapped_gold, mapped_pred = wheels.map_all(gold), wheels.map_all(pred)
+                scores = [set_f1(set(p), set(g)) for p, g in zip(mapped_pred, mapped_gold) if g]
+                if scores:
+                    out.append(sum(scores) / len(scores))
+                    continue
+            out.append(set_f1({table.get(w, w) for w in pred}, {table.get(w, w) for w in gold}))
+        return out
+
+    return accuracy

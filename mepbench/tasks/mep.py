@@ -21,13 +21,19 @@ from mepbench.masking import FULL, MaskMode, Variant
 from mepbench.scoring.claims import claim_consistency, claimed
 from mepbench.scoring.cues import CueExtractor, Cues, ExtractionResult, LexiconCueExtractor, LLMCueExtractor
 from mepbench.scoring.embedding import make_embedder
-from mepbench.scoring.probes import ProbeItem, faithfulness, parse_yes_no
-from mepbench.scoring.utilization import RecallRecord, UtilizationReport, aggregate_records, cue_recall, grounded_recall, tau_for
+from mepbench.scoring.probes import PROBED, ProbeItem, faithfulness, parse_yes_no
+from mepbench.scoring.utilization import (
+    RecallRecord,
+    UtilizationReport,
+    aggregate_records,
+    cue_recall,
+    grounded_recall,
+    tau_for,
+)
 from mepbench.tasks.base import Cell, TaskContext
 from mepbench.tasks.spec import SpecError, SpecTask
 from mepbench.types import GenerationParams, Modality, Sample
 
-PROBED = (Modality.VIDEO, Modality.AUDIO)
 SCORING_DEFAULTS: dict[str, Any] = {"extractor": "lexicon", "embedder": "exact", "tau": None,
                                     "probes_per_modality": 2, "negatives_per_modality": 2, "probe_min_chars": 3,
                                     "probe_max_new_tokens": 16}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mepbench.backends.adapters.base import FEATURE_KEYS
+from mepbench.backends.adapters import FEATURE_KEYS
 from mepbench.types import Modality
 
 MASKABLE = tuple(m.value for m in FEATURE_KEYS)

@@ -16,25 +16,7 @@ import torch
 
 from oppo_train.core.policy_loss import masked_mean
 
-MODES = ("none", "papo", "papo_dual", "oppo")
 JOINT = "video+audio"  # PAPO masks both modalities in one copy (V0)
-
-
-def masked_copies(mode: str) -> tuple[tuple[str, ...], ...]:
-    """The modality sets masked in the extra no-grad passes: none; PAPO one joint copy; PAPO-dual and OPPO two."""
-    if mode == "none":
-        return ()
-    if mode == "papo":
-        return (("video", "audio"),)
-    if mode in ("papo_dual", "oppo"):
-        return (("video",), ("audio",))
-    raise ValueError(f"unknown perception mode {mode!r}; choose one of {MODES}")
-
-
-def swap_routes(token_masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The falsification control of OPPO's routing: the tokens routed to video go to the audio-masked copy and the
-    other way round (the only shuffle of two modalities that moves every routed clause), same tokens, same count."""
-    return {"video": token_masks["audio"], "audio": token_masks["video"]}
 
 
 def copy_name(modalities: tuple[str, ...]) -> str:

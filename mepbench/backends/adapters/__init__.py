@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from mepbench.backends.adapters.base import ChatAdapter, Prepared
+from mepbench.backends.adapters.base import (
+    FEATURE_KEYS,
+    ChatAdapter,
+    Prepared,
+    quiet_progress,
+)
 from mepbench.backends.adapters.qwen_audio import QwenAudioAdapter
 from mepbench.backends.adapters.qwen_omni import QwenOmniAdapter
 from mepbench.backends.adapters.qwen_vl import QwenVLAdapter
@@ -19,5 +24,5 @@ def adapter_for(model_type: str) -> type[ChatAdapter]:
     return TextAdapter
 
 
-__all__ = ["ChatAdapter", "Prepared", "QwenAudioAdapter", "QwenOmniAdapter", "QwenVLAdapter", "TextAdapter",
-           "adapter_for", "FAMILY_ADAPTERS"]
+__all__ = ["FAMILY_ADAPTERS", "FEATURE_KEYS", "ChatAdapter", "Prepared", "QwenAudioAdapter", "QwenOmniAdapter",
+           "QwenVLAdapter", "TextAdapter", "adapter_for", "quiet_progress"]
