@@ -1,6 +1,7 @@
-"""From scored rows to a task's results, the same way for every task: each variant's metrics with bootstrap
-intervals, then reliance (the paired drop of each declared metric and the prediction flip rate of every masked
-variant against `full`, with paired intervals over the samples both share), then the task's own blocks.
+"""From scored rows to a task's results, the same way for every task: each variant's metrics with 95% intervals
+(Wilson for proportions, BCa bootstrap for the rest), then reliance (the paired drop of each declared metric, with a
+paired bootstrap interval, and the prediction flip rate of every masked variant against `full`, Wilson, over the
+samples both share), then the task's own blocks.
 
 A task declares its metrics as `PairedMetric`s (per-sample units and a vectorised metric over resampled units) and
 what it adds per variant and per task; it never re-implements this loop.
@@ -19,17 +20,20 @@ from mepbench.scoring import metrics as M
 
 Row = dict[str, Any]
 CHUNK = 100  # resamples evaluated at once, so memory stays bounded on large sets
+JACKKNIFE_GROUPS = 100  # the BCa acceleration comes from a delete-a-group jackknife over at most this many groups
 
 
 @dataclass(frozen=True)
 class PairedMetric:
     """A metric that can be resampled: `units(rows)` encodes one unit per row (any array-like indexable along its
     last axis), `on(units, idx)` is the metric on the units selected by `idx` (shape (..., n) → (...)), NaN where
-    it is undefined."""
+    it is undefined. A `proportion` (the share of rows that succeed, such as accuracy) gets a Wilson interval; any
+    other metric a BCa bootstrap."""
 
     name: str
     units: Callable[[list[Row]], Any]
     on: Callable[[Any, np.ndarray], np.ndarray]
+    proportion: bool = False
 
     def replicates(self, units: Any, idx: np.ndarray) -> np.ndarray:
         """The metric on each row of `idx`, `CHUNK` rows at a time."""
@@ -51,16 +55,30 @@ class MetricTask(Protocol):
     def task_details(self, rows: list[Row], results: dict[str, Any], resamples: int, seed: int) -> dict[str, Any]: ...
 
 
+def jackknife(metric: PairedMetric, units: Any, n: int) -> np.ndarray:
+    """The metric with each of up to `JACKKNIFE_GROUPS` groups of rows left out (row i is in group i mod G)."""
+    groups = min(n, JACKKNIFE_GROUPS)
+    if groups < 2:
+        return np.empty(0)
+    member = np.arange(n) % groups
+    return np.array([float(np.asarray(metric.on(units, np.flatnonzero(member != g)[None, :]))[0])
+                     for g in range(groups)])
+
+
 def estimate(metric: PairedMetric, rows: list[Row], resamples: int, seed: int) -> M.Estimate:
-    """`metric` on `rows` with a percentile-bootstrap interval over the rows (resamples where it is undefined are
-    left out)."""
+    """`metric` on `rows` with its 95% interval: Wilson for a proportion, else BCa over bootstrap resamples of the
+    rows (resamples where the metric is undefined are left out)."""
     n = len(rows)
     if n == 0:
         return M.undefined()
     units = metric.units(rows)
     value = float(metric.on(units, np.arange(n)))
+    if metric.proportion:
+        return M.wilson(round(value * n), n)
+    if resamples <= 0:
+        return M.bootstrap_estimate(value, np.empty(0), n)
     boot = metric.replicates(units, M.bootstrap_indices(n, resamples, seed))
-    return M.bootstrap_estimate(value, boot[np.isfinite(boot)], n)
+    return M.bca_estimate(value, boot[np.isfinite(boot)], jackknife(metric, units, n), n)
 
 
 def paired(full: list[Row], masked: list[Row], metrics: Sequence[PairedMetric], prediction: Callable[[Row], Any],
@@ -79,7 +97,7 @@ def paired(full: list[Row], masked: list[Row], metrics: Sequence[PairedMetric], 
         boot = metric.replicates(a, idx) - metric.replicates(b, idx)
         drop[metric.name] = M.bootstrap_estimate(value, boot[np.isfinite(boot)], n, M.PAIRED).to_dict()
     flips = np.array([prediction(f) != prediction(m) for f, m in zip(full, masked)], dtype=float)
-    flip_rate = M.bootstrap_estimate(float(flips.mean()), flips[idx].mean(axis=-1), n, M.PAIRED)
+    flip_rate = M.wilson(float(flips.sum()), n)
     return {"n": n, "drop": drop, "flip_rate": flip_rate.to_dict()}
 
 

@@ -21,13 +21,15 @@ ESTIMATE_KEYS = frozenset({"value", "ci_low", "ci_high"})
 @dataclass(frozen=True)
 class MetricValue:
     """One estimate: the value, its interval (None when undefined or not computed), the n it rests on and the
-    interval method (e.g. `wilson`, `percentile-bootstrap`, `paired-percentile-bootstrap`)."""
+    interval method (`wilson`, `bca-bootstrap`, `percentile-bootstrap`, `paired-percentile-bootstrap`, ...) and its
+    caveat (e.g. too few units for a bootstrap)."""
 
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
     method: str | None = None
+    warning: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MetricValue:
@@ -36,8 +38,10 @@ class MetricValue:
             value = data.get(key)
             return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         n = data.get("n")
+        def text(key: str) -> str | None:
+            return data[key] if isinstance(data.get(key), str) else None
         return cls(number("value"), number("ci_low"), number("ci_high"), n if isinstance(n, int) else None,
-                   data.get("method") if isinstance(data.get("method"), str) else None)
+                   text("method"), text("warning"))
 
 
 def _pointer_part(key: str) -> str:

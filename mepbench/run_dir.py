@@ -27,13 +27,15 @@ class Run:
             yield SampleRecord.from_row(row)
 
     def evals(self) -> Any:
-        """A DataFrame with one row per estimate: task, metric pointer, value, interval, n and method."""
+        """A DataFrame with one row per estimate: task, metric pointer, value, interval, n, method and caveat."""
         import pandas as pd
 
         rows = [{"task": name, "metric": pointer, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
-                 "n": m.n, "method": m.method, "primary": pointer == f"/variants/full/metrics/{task.primary_metric}"}
+                 "n": m.n, "method": m.method, "warning": m.warning,
+                 "primary": pointer == f"/variants/full/metrics/{task.primary_metric}"}
                 for name, task in self.result.tasks.items() for pointer, m in task.metrics().items()]
-        return pd.DataFrame(rows, columns=["task", "metric", "value", "ci_low", "ci_high", "n", "method", "primary"])
+        return pd.DataFrame(rows, columns=["task", "metric", "value", "ci_low", "ci_high", "n", "method", "warning",
+                                           "primary"])
 
 
 def load_run(directory: str | Path) -> Run:

@@ -137,9 +137,13 @@ def test_live_answers_go_through_the_published_extraction(mini_mer, tmp_path):
     text_masked = [r for r in model.asked if r.variant == "mask:text"][0].messages[-1].text()
     assert "Subtitle content" not in text_masked and "Subtitle content" in model.asked[0].messages[-1].text()
     reliance = agg["reliance"]["mask:text"]
-    same = {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": 4, "method": "paired-percentile-bootstrap"}
-    assert reliance["flip_rate"] == same and reliance["n"] == 4
-    assert reliance["drop"]["HIT"] == same  # same answers, no drop
+    flips = reliance["flip_rate"]  # same answers: no flip, a Wilson interval that still allows some at n = 4
+    assert (flips["value"], flips["ci_low"], flips["method"], reliance["n"]) == (0.0, 0.0, "wilson", 4)
+    assert flips["ci_high"] == pytest.approx(0.4899, abs=1e-4)
+    drop = reliance["drop"]["HIT"]  # no drop, and a paired bootstrap over 4 clips says it is rough
+    assert (drop["value"], drop["ci_low"], drop["ci_high"], drop["method"]) == (0.0, 0.0, 0.0,
+                                                                                "paired-percentile-bootstrap")
+    assert "n = 4 < 30" in drop["warning"]
     hit = agg["variants"]["full"]["metrics"]["HIT"]
     assert hit["ci_low"] <= hit["value"] <= hit["ci_high"] and hit["n"] == 4  # clip-resampled interval
 

@@ -88,8 +88,11 @@ def test_results_document_validates_against_its_schema_and_reads_typed(mep_run):
     task = result.tasks["mini-mep"]
     accuracy = task.primary()
     assert accuracy == MetricValue.from_dict(doc["tasks"]["mini-mep"]["variants"]["full"]["metrics"]["accuracy"])
-    assert accuracy.n == 5 and accuracy.method == "percentile-bootstrap"
-    assert task.metric("/reliance/mask:video/flip_rate").method == "paired-percentile-bootstrap"
+    assert accuracy.n == 5 and accuracy.method == "wilson" and accuracy.warning is None
+    assert task.metric("/variants/full/metrics/macro_f1").method in ("bca-bootstrap", "percentile-bootstrap")
+    assert "n = 5 < 30" in task.metric("/variants/full/metrics/macro_f1").warning
+    assert task.metric("/reliance/mask:video/flip_rate").method == "wilson"
+    assert task.metric("/reliance/mask:video/drop/accuracy").method == "paired-percentile-bootstrap"
     assert task.metric("/faithfulness/video/headline").method == "clip-clustered-percentile-bootstrap"
     evals = load_run(run_dir).evals()
     assert evals["primary"].sum() == 1 and (evals["n"].dropna() >= 0).all()

@@ -63,3 +63,51 @@ def test_paired_drop_and_flip_rate():
     idx = M.bootstrap_indices(4, 100, 0)
     assert M.paired_drop("accuracy", t, full, masked, 2, idx).value == pytest.approx(0.5)
     assert M.flip_rate(full, masked, idx).value == pytest.approx(0.5)
+
+
+# -- intervals: Wilson for proportions, BCa for the rest --------------------------------------------------------------
+
+def test_wilson_interval_by_hand_and_at_the_edges():
+    from mepbench.scoring.metrics import wilson
+
+    got = wilson(8, 10)  # Wilson (1927): p = 0.8, n = 10, z = 1.96 -> [0.4902, 0.9433]
+    assert (got.value, got.method, got.n) == (0.8, "wilson", 10)
+    assert got.ci_low == pytest.approx(0.4902, abs=1e-4) and got.ci_high == pytest.approx(0.9433, abs=1e-4)
+    none, every = wilson(0, 20), wilson(20, 20)
+    assert none.ci_low == 0.0 and none.ci_high == pytest.approx(0.1611, abs=1e-4), "not collapsed to a point at 0"
+    assert every.ci_high == 1.0 and every.ci_low == pytest.approx(0.8389, abs=1e-4)
+    assert wilson(0, 0).value != wilson(0, 0).value and got.warning is None
+
+
+def test_wilson_covers_at_the_nominal_rate_where_the_percentile_bootstrap_does_not():
+    from mepbench.scoring.metrics import bootstrap_estimate, bootstrap_indices, wilson
+
+    rng = np.random.default_rng(0)
+    p, n, trials = 0.9, 15, 400
+    hits_wilson = hits_boot = 0
+    for t in range(trials):
+        x = (rng.random(n) < p).astype(float)
+        w = wilson(x.sum(), n)
+        b = bootstrap_estimate(x.mean(), x[bootstrap_indices(n, 400, t)].mean(axis=-1), n)
+        hits_wilson += w.ci_low <= p <= w.ci_high
+        hits_boot += b.ci_low <= p <= b.ci_high
+    assert hits_wilson / trials >= 0.92 > hits_boot / trials, (hits_wilson, hits_boot)
+
+
+def test_bca_corrects_the_skew_of_a_bounded_statistic():
+    from mepbench.aggregation import PairedMetric, estimate
+
+    rng = np.random.default_rng(1)
+    values = rng.exponential(1.0, 60)
+    rows = [{"v": v} for v in values]
+    variance = PairedMetric("var", lambda rs: np.array([r["v"] for r in rs]), lambda u, idx: u[idx].var(axis=-1))
+    got = estimate(variance, rows, 2000, 0)
+    assert got.method == "bca-bootstrap" and got.ci_low < got.value < got.ci_high and got.warning is None
+    plain = np.percentile(values[np.random.default_rng(0).integers(0, 60, (2000, 60))].var(axis=-1), [2.5, 97.5])
+    assert got.ci_high > plain[1], "BCa moves the interval up for a right-skewed statistic (Efron & Tibshirani §14)"
+    few = estimate(variance, rows[:12], 500, 0)
+    assert few.warning and "n = 12 < 30" in few.warning
+    proportion = PairedMetric("share", lambda rs: np.array([r["v"] > 1 for r in rs], dtype=float),
+                              lambda u, idx: u[idx].mean(axis=-1), proportion=True)
+    share = estimate(proportion, rows, 2000, 0)
+    assert share.method == "wilson" and share.value == pytest.approx((values > 1).mean())

@@ -1,4 +1,6 @@
-"""Classification metrics that evaluate on many bootstrap resamples at once, and percentile CIs.
+"""Classification metrics that evaluate on many bootstrap resamples at once, and the 95% intervals: Wilson score
+intervals for proportions, BCa and percentile bootstraps for other metrics, paired percentile bootstraps for
+differences.
 
 Each metric maps integer-coded arrays `(…, n)` of truths and predictions to `(…)` scores; a
 prediction of -1 (unparsed) is wrong for every class. Scores are fractions in [0, 1].
@@ -6,7 +8,8 @@ prediction of -1 (unparsed) is wrong for every class. Scores are fractions in [0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
@@ -50,6 +53,10 @@ METRICS: dict[str, MetricFn] = {"accuracy": accuracy, "macro_f1": macro_f1, "wei
 
 PERCENTILE = "percentile-bootstrap"
 PAIRED = "paired-percentile-bootstrap"
+WILSON = "wilson"
+BCA = "bca-bootstrap"
+Z95 = NormalDist().inv_cdf(0.975)
+SMALL_N = 30  # below this many units a bootstrap interval undercovers; the estimate says so
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,30 @@ class Estimate:
     ci_high: float
     n: int | None = None
     method: str | None = None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, float | int | str | None]:
-        """JSON form."""
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
-                "method": self.method}
+        """JSON form (`warning` only when there is one)."""
+        out = {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n, "method": self.method}
+        return {**out, "warning": self.warning} if self.warning else out
+
+
+def small_n_warning(n: int | None, method: str | None) -> str | None:
+    """The caveat of a bootstrap interval over fewer than `SMALL_N` units (None otherwise)."""
+    if n is not None and 0 < n < SMALL_N and method not in (None, "none", WILSON):
+        return f"n = {n} < {SMALL_N}: a bootstrap interval this small undercovers; read it as rough"
+    return None
+
+
+def wilson(successes: float, n: int, z: float = Z95) -> Estimate:
+    """A proportion `successes / n` with its Wilson score interval (inside [0, 1] and sensible at 0 and n, unlike
+    the percentile bootstrap, which collapses to a point there)."""
+    if n <= 0:
+        return undefined()
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Estimate(float(p), float(max(0.0, centre - half)), float(min(1.0, centre + half)), n, WILSON)
 
 
 def undefined(n: int = 0) -> Estimate:
@@ -83,7 +109,33 @@ def _estimate(value: float, boot: np.ndarray, n: int | None, method: str = PERCE
     if not boot.size:
         return Estimate(float(value), float(value), float(value), n, "none")
     low, high = np.percentile(boot, [2.5, 97.5])
-    return Estimate(float(value), float(low), float(high), n, method)
+    return Estimate(float(value), float(low), float(high), n, method, small_n_warning(n, method))
+
+
+def bca_estimate(value: float, boot: np.ndarray, jack: np.ndarray, n: int) -> Estimate:
+    """`value` with the bias-corrected and accelerated interval of its bootstrap replicates `boot` (Efron 1987):
+    the bias z0 from the share of replicates below `value`, the acceleration from the jackknife values `jack` (one
+    per left-out group). Falls back to the percentile interval when the replicates do not straddle `value` or the
+    jackknife is flat."""
+    boot = np.asarray(boot, dtype=float)
+    jack = np.asarray(jack, dtype=float)
+    jack = jack[np.isfinite(jack)]
+    if not boot.size:
+        return _estimate(value, boot, n)
+    below = (np.sum(boot < value) + 0.5 * np.sum(boot == value)) / boot.size
+    spread = jack.mean() - jack if jack.size > 1 else np.zeros(1)
+    denominator = 6 * float(np.sum(spread ** 2)) ** 1.5
+    if not 0 < below < 1 or denominator == 0:
+        return replace(_estimate(value, boot, n), method=PERCENTILE)
+    normal = NormalDist()
+    z0 = normal.inv_cdf(below)
+    a = float(np.sum(spread ** 3)) / denominator
+    levels = []
+    for z in (-Z95, Z95):
+        shifted = z0 + (z0 + z) / (1 - a * (z0 + z))
+        levels.append(100 * normal.cdf(shifted))
+    low, high = np.percentile(boot, levels)
+    return Estimate(float(value), float(low), float(high), n, BCA, small_n_warning(n, BCA))
 
 
 def score(name: str, truth: np.ndarray, pred: np.ndarray, n_classes: int, idx: np.ndarray) -> Estimate:

@@ -153,4 +153,5 @@ def classification_metric(name: str, labels: list[str]) -> PairedMetric:
         pred = [-1 if r.get("error") else code.get(r.get("pred"), -1) for r in rows]
         return np.array([truth, pred], dtype=int).reshape(2, len(rows))
 
-    return PairedMetric(name, units, lambda u, idx: fn(u[0][idx], u[1][idx], len(labels)))
+    return PairedMetric(name, units, lambda u, idx: fn(u[0][idx], u[1][idx], len(labels)),
+                        proportion=name == "accuracy")
