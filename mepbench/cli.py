@@ -14,6 +14,7 @@ from rich.table import Table
 from mepbench.cache import ResponseCache, default_cache_dir
 from mepbench.cli_flags import config_command
 from mepbench.config import EvalConfig, parse_key_values
+from mepbench.records import MetricValue, RunResult
 from mepbench.report.cli import report_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Omni-perception emotion evaluation harness.")
@@ -46,11 +47,15 @@ def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int]
     return start
 
 
-def _fmt(est: dict[str, float], scale: float = 1) -> str:
+def _fmt(est: MetricValue | dict[str, Any], scale: float = 1) -> str:
+    """An estimate in percent with its interval ("—" when undefined, two decimals when it has no interval)."""
+    m = est if isinstance(est, MetricValue) else MetricValue.from_dict(est)
     factor = 100 / scale
-    if "ci_low" not in est:
-        return f"{factor * est['value']:.2f}"
-    return f"{factor * est['value']:.1f} [{factor * est['ci_low']:.1f}, {factor * est['ci_high']:.1f}]"
+    if m.value is None:
+        return "—"
+    if m.ci_low is None or m.ci_high is None:
+        return f"{factor * m.value:.2f}"
+    return f"{factor * m.value:.1f} [{factor * m.ci_low:.1f}, {factor * m.ci_high:.1f}]"
 
 
 def _perception_table(name: str, agg: dict[str, Any]) -> Table:
@@ -85,22 +90,30 @@ def _perception_table(name: str, agg: dict[str, Any]) -> Table:
 
 
 def print_results(results: dict[str, Any]) -> None:
-    """A results table: per task and variant, every metric with its 95% CI, and reliance vs full."""
-    for name, agg in results["tasks"].items():
-        metrics = list(next(iter(agg["variants"].values()))["metrics"]) if agg["variants"] else []
-        table = Table(title=f"{name}  (n={agg['n_samples']}, failed rows={agg['n_failed']})")
+    """A results table per task, read as a typed `RunResult`: per variant every metric with its 95% interval and the
+    flip rate against full; the perception table for MEP tasks; a note on intervals resting on too few units."""
+    run = RunResult.from_document(results)
+    for name, task in run.tasks.items():
+        variants = task.tree.get("variants") or {}
+        metrics = list(next(iter(variants.values()))["metrics"]) if variants else []
+        table = Table(title=f"{name}  (n={task.n_samples}, failed rows={task.n_failed})")
         for col in ("variant", "n", "failed", *metrics, "flip vs full"):
             table.add_column(col, justify="left" if col == "variant" else "right")
-        for variant, v in agg["variants"].items():
-            flip = agg["reliance"].get(variant, {}).get("flip_rate")
-            table.add_row(variant, str(v["n"]), str(v["failed"]),
-                          *(_fmt(v["metrics"][m], agg.get("scale", 1)) for m in metrics), _fmt(flip) if flip else "—")
+        for variant, v in variants.items():
+            cells = [task.metric(f"/variants/{variant}/metrics/{m}") for m in metrics]
+            flip = task.metric(f"/reliance/{variant}/flip_rate")
+            table.add_row(variant, str(v["n"]), str(v["failed"]), *(_fmt(c, task.scale) if c else "—" for c in cells),
+                          _fmt(flip) if flip else "—")
         console.print(table)
-        if "faithfulness" in agg:
-            console.print(_perception_table(name, agg))
-        if "selected_checkpoint" in agg:
-            console.print(f"{name}: checkpoint {agg['selected_checkpoint']} ({agg['checkpoint_select']}) of "
-                          f"{len(agg['checkpoints'])}")
+        if "faithfulness" in task.tree:
+            console.print(_perception_table(name, task.tree))
+        if "selected_checkpoint" in task.tree:
+            console.print(f"{name}: checkpoint {task.tree['selected_checkpoint']} ({task.tree['checkpoint_select']}) "
+                          f"of {len(task.tree['checkpoints'])}")
+        rough = sorted({m.n for m in task.metrics().values() if m.warning and m.n is not None})
+        if rough:
+            console.print(f"{name}: {sum(1 for m in task.metrics().values() if m.warning)} bootstrap intervals rest on "
+                          f"fewer than 30 units (n = {', '.join(map(str, rough))}); read them as rough")
     for name, group in results["groups"].items():
         mean = group["mean"]
         console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{mean:.2f}'}")

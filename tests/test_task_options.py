@@ -209,8 +209,10 @@ def test_results_record_the_task_args_as_given(tmp_path, monkeypatch):
                            "--include-path", str(folder), "-T", "words.min_words=2", "--variants", "full",
                            "--bootstrap", "10", "--output-dir", str(out), "--no-posters"],
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(folder), "MEPBENCH_CACHE": str(tmp_path / "cache")})
+                          env={**os.environ, "PYTHONPATH": str(folder), "MEPBENCH_CACHE": str(tmp_path / "cache"),
+                               "COLUMNS": "300"})
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "bootstrap intervals rest on fewer than 30 units (n = 12); read them as rough" in done.stdout
     saved = json.loads((out / "results.json").read_text())
     assert saved["config"]["task_args"] == {"words": {"min_words": "2"}}
     assert saved["tasks"]["words"]["options"] == {"min_words": 2}
