@@ -110,10 +110,11 @@ def print_results(results: dict[str, Any]) -> None:
         if "selected_checkpoint" in task.tree:
             console.print(f"{name}: checkpoint {task.tree['selected_checkpoint']} ({task.tree['checkpoint_select']}) "
                           f"of {len(task.tree['checkpoints'])}")
-        rough = sorted({m.n for m in task.metrics().values() if m.warning and m.n is not None})
+        rough = [m for m in task.metrics().values() if m.warning]
         if rough:
-            console.print(f"{name}: {sum(1 for m in task.metrics().values() if m.warning)} bootstrap intervals rest on "
-                          f"fewer than 30 units (n = {', '.join(map(str, rough))}); read them as rough")
+            sizes = ", ".join(map(str, sorted({m.n for m in rough if m.n is not None})))
+            console.print(f"{name}: {len(rough)} bootstrap intervals rest on fewer than 30 units (n = {sizes}); read "
+                          "them as rough")
     for name, group in results["groups"].items():
         mean = group["mean"]
         console.print(f"group {name}: mean primary metric = {'—' if mean is None else f'{mean:.2f}'}")

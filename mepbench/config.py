@@ -3,6 +3,7 @@ eval` options are derived from this dataclass and a new setting is one field her
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,3 +117,7 @@ class EvalConfig:
     def resolved_cache_dir(self) -> Path:
         """The cache folder in effect."""
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    def pickle_allowed(self) -> bool:
+        """Whether pickled label/answer files may load: `--allow-pickle` or `MEPBENCH_ALLOW_PICKLE=1`."""
+        return self.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"

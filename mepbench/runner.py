@@ -6,7 +6,6 @@ the backend only for what is missing. Per-sample failures are recorded and count
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -122,9 +121,8 @@ def make_context(config: EvalConfig, backend: Backend) -> TaskContext:
     cache_dir = config.resolved_cache_dir()
     ledger = JudgeLedger(config.max_judge_tokens)
     judges = build_judges(config.judges, cache_dir, config.judge_args, config.batch_size, ledger)
-    allow_pickle = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
     return TaskContext(Path(config.data_root) if config.data_root else None, cache_dir, judges, config.embedder,
-                       config.cue_extractor, allow_pickle, media_required=not backend.capabilities.keyed_by_sample,
+                       config.cue_extractor, config.pickle_allowed(), media_required=not backend.capabilities.keyed_by_sample,
                        judge_ledger=ledger)
 
 
@@ -188,8 +186,7 @@ def _generate(pending: dict[str, Request], backend: Backend, cache: ResponseCach
 def make_backend(config: EvalConfig) -> Backend:
     """The backend `config` names; `replay` of an AffectGPT results folder replays each of its checkpoints."""
     if config.backend == "replay" and is_affectgpt_results(config.model):
-        allow = config.allow_pickle or os.environ.get("MEPBENCH_ALLOW_PICKLE") == "1"
-        return AffectGPTResults(config.model, allow_pickle=allow)
+        return AffectGPTResults(config.model, allow_pickle=config.pickle_allowed())
     return create_backend(config.backend, resolve_alias(config.model, config.resolved_cache_dir()),
                           batch_size=config.batch_size, **config.model_args)
 

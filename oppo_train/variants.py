@@ -38,8 +38,10 @@ class Perception:
     def token_masks(self, completion_mask: Any, routes: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Copy name (`video`, `audio`, `video+audio`) → the (B, T) boolean tokens its KL is taken on; `routes` gives
         the routed T_V / T_A and is called only by a routed strategy."""
+        from oppo_train.core.perception import copy_name  # torch: loaded only where a trainer runs
+
         if not self.routed:
-            return {"+".join(modalities): completion_mask.bool() for modalities in self.copies}
+            return {copy_name(modalities): completion_mask.bool() for modalities in self.copies}
         masks = routes()
         return {"video": masks["audio"], "audio": masks["video"]} if self.swapped else masks
 

@@ -70,8 +70,7 @@ class TaskRegistry:
         """Instantiate a task with its options: an instance from `task_options`, a mapping of values over the
         defaults, or None for the defaults."""
         cls = self.tasks[name]
-        return cls(context, cls.options_from(options or {}) if options is None or isinstance(options, dict)
-                   else options)
+        return cls(context, options if isinstance(options, cls.Options) else cls.options_from(options or {}))
 
     def members(self, names: list[str]) -> dict[str, list[str]]:
         """Each group among `names` → the tasks it runs (nested groups expanded)."""
